@@ -1,0 +1,94 @@
+"""Checkpoints: written to a temp file, fsynced and renamed; read with `weights_only=True`; never pickled modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CKPT_RE = re.compile(r"^ckpt-(\d{7})\.pt$")
+BEST = "best.pt"
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call write(fileobj) on a temp file beside `path`, fsync it, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"ckpt-{step:07d}.pt"
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every step checkpoint, oldest first."""
+    if not Path(ckpt_dir).is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in Path(ckpt_dir).iterdir() if (m := CKPT_RE.match(p.name))]
+    return sorted(found)
+
+
+def latest_loadable(ckpt_dir: Path, map_location="cpu") -> tuple[dict[str, Any] | None, list[str]]:
+    """The newest checkpoint that loads; unreadable ones are reported (and skipped), never trusted."""
+    problems: list[str] = []
+    for step, path in reversed(list_checkpoints(ckpt_dir)):
+        try:
+            return load_checkpoint(path, map_location), problems
+        except Exception as exc:  # a truncated zip raises RuntimeError, others OSError/EOFError
+            problems.append(f"checkpoint '{path}' (step {step}) is unreadable ({type(exc).__name__}: {exc}); skipped")
+    return None, problems
+
+
+def prune(ckpt_dir: Path, keep: int) -> None:
+    """Delete all but the newest `keep` step checkpoints (best.pt is a separate file and stays)."""
+    for _, path in list_checkpoints(ckpt_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    with open(src, "rb") as source:
+        atomic_write_bytes(dst, lambda fh: shutil.copyfileobj(source, fh))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

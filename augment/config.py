@@ -1,0 +1,248 @@
+"""The run configuration: one validated object built from defaults, a TOML file and `--set` overrides.
+
+Every key is declared once, with what it accepts; an unknown key or a bad value fails
+before any work starts, with a message that names the key and the accepted values.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from augment.errors import ConfigError
+
+
+def _setting(default: Any, accepts: str, check: Callable[[Any], bool], doc: str = "") -> Any:
+    """A config field with the human description of what it accepts and a check for it."""
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
+    meta = {"accepts": accepts, "check": check, "doc": doc}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _int_in(lo: int, hi: int | None = None) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and v >= lo and (hi is None or v <= hi)
+
+
+def _num_in(lo: float, hi: float, lo_open: bool = False) -> Callable[[Any], bool]:
+    return lambda v: _is_num(v) and (v > lo if lo_open else v >= lo) and v <= hi
+
+
+def _one_of(*choices: Any) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _sampling_strategy_ok(v: Any) -> bool:
+    # Full validation against the dataset's classes happens in augment.balance.
+    if isinstance(v, dict):
+        return all(_is_int(n) and n >= 0 for n in v.values())
+    return isinstance(v, str)
+
+
+@dataclass
+class ImageConfig:
+    size: int | str = _setting("auto", "an integer from 8 to 64, or 'auto'",
+                               lambda v: v == "auto" or (_is_int(v) and 8 <= v <= 64),
+                               "side of the square images the GAN sees; 'auto' takes the dataset's most common size")
+    channels: int | str = _setting("auto", "1, 3 or 'auto'", lambda v: v in ("auto", 1, 3) and not isinstance(v, bool),
+                                   "1 = grayscale, 3 = RGB; 'auto' picks 3 if any image has colour")
+    max_pixels: int = _setting(50_000_000, "a positive integer", _int_in(1),
+                               "images with more pixels are refused before decoding (image bombs)")
+
+
+@dataclass
+class ModelConfig:
+    variant: str = _setting("acgan", "one of the registered variants", lambda v: isinstance(v, str))
+    latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024))
+    width: int = _setting(64, "an integer from 4 to 512", _int_in(4, 512),
+                          "channel count of the widest-resolution layers; deeper layers double it")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = _setting(3000, "a positive integer", _int_in(1))
+    batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536))
+    lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True))
+    beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
+    beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
+    device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"))
+    checkpoint_every: int = _setting(500, "a positive integer", _int_in(1),
+                                     "steps between checkpoints, sample grids and quality checks")
+    log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl")
+    keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1), "how many recent checkpoints to keep (plus the best)")
+    ema: bool = _setting(True, "true or false", _is_bool, "keep an exponential moving average of the generator and generate from it")
+    ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
+    real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
+                                  "how real batches are drawn: every class equally often, or as the dataset is")
+    threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0))
+
+
+@dataclass
+class BalanceConfig:
+    sampling_strategy: str | dict = _setting(
+        "auto",
+        "'auto', 'not majority', 'minority', 'not minority', 'all', 'target:N', 'ratio:R' or a {class = count} table",
+        _sampling_strategy_ok)
+
+
+@dataclass
+class SelectConfig:
+    min_aux_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
+                                   "smallest auxiliary-classifier probability of the intended class that a kept image may have")
+    oversample: float = _setting(2.0, "a number from 1 to 100", _num_in(1.0, 100.0),
+                                 "candidates generated per image the plan asks for")
+    max_rounds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
+                               "generation rounds before a class that cannot be filled is reported short")
+
+
+@dataclass
+class OutConfig:
+    overwrite: bool = _setting(False, "true or false", _is_bool,
+                               "replace an existing non-empty output folder (the old one is removed only after the new one is complete)")
+
+
+@dataclass
+class Config:
+    seed: int = _setting(0, "a non-negative integer", _int_in(0))
+    image: ImageConfig = field(default_factory=ImageConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    out: OutConfig = field(default_factory=OutConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self, sections: Iterable[str] | None = None) -> str:
+        """Stable hash of the whole config, or of the named top-level keys only."""
+        d = self.to_dict()
+        if sections is not None:
+            d = {k: d[k] for k in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def config_keys(cls: type = Config, prefix: str = "") -> dict[str, dataclasses.Field]:
+    """Every leaf key of the config as 'section.name' -> its field."""
+    keys: dict[str, dataclasses.Field] = {}
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            keys.update(config_keys(f.default_factory, f"{name}."))
+        else:
+            keys[name] = f
+    return keys
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"The '{prefix.rstrip('.')}' section must be a table of keys. Got {data!r} instead.")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in known:
+            accepted = ", ".join(sorted(f"{prefix}{k}" for k in known))
+            raise ConfigError(f"Unknown config key '{key}'. Accepted keys here: {accepted}.")
+        f = known[name]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kwargs[name] = _from_dict(sub, value, f"{key}.")
+        else:
+            if not f.metadata["check"](value):
+                raise ConfigError(f"The '{key}' setting must be {f.metadata['accepts']}. Got {value!r} instead.")
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "sampling_strategy":
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_set(assignment: str) -> dict[str, Any]:
+    """'train.steps=100' -> {'train': {'steps': 100}}; the value is read as TOML, else as a plain string."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set takes key=value (for example train.steps=500). Got {assignment!r} instead.")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set needs a key before '='. Got {assignment!r} instead.")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    nested: dict[str, Any] = {}
+    node = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"Config file '{path}' does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from None
+
+
+def build_config(file: str | Path | None = None, sets: Iterable[str] = (),
+                 base: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then `base` (e.g. the demo's), then the TOML file, then each --set, validated as one."""
+    merged: dict[str, Any] = dict(base or {})
+    if file is not None:
+        merged = _deep_merge(merged, read_toml(file))
+    for s in sets:
+        merged = _deep_merge(merged, parse_set(s))
+    cfg = _from_dict(Config, merged, "")
+    check_combinations(cfg)
+    return cfg
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Rebuild a Config from `Config.to_dict()` output (e.g. read back from a checkpoint)."""
+    cfg = _from_dict(Config, data, "")
+    check_combinations(cfg)
+    return cfg
+
+
+def check_combinations(cfg: Config) -> None:
+    """Checks that involve more than one key or a registry."""
+    from augment.balance import check_strategy
+    from augment.models import VARIANTS  # the registry imports config types, so import late
+
+    check_strategy(cfg.balance.sampling_strategy)
+
+    if cfg.model.variant not in VARIANTS:
+        raise ConfigError(f"The 'model.variant' setting must be one of {sorted(VARIANTS)}. "
+                          f"Got {cfg.model.variant!r} instead.")

@@ -1,0 +1,47 @@
+"""ACGAN (Odena et al. 2017): a class-conditional generator and a discriminator with an auxiliary class head."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from augment.config import ModelConfig
+from augment.losses import AdversarialLoss
+from augment.models.backbone import Discriminator, Generator
+from augment.models.registry import DataShape, Variant, register_variant
+
+
+def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
+    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, "embed_mul")
+    d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
+    return g, d
+
+
+def d_loss(D, real, y_real, fake, y_fake, adv: AdversarialLoss):
+    """Adversarial term plus cross-entropy of the class head on real and on fake images."""
+    n = real.shape[0]
+    logits, cls = D(torch.cat([real, fake]))
+    adv_loss = adv.d(logits[:n], logits[n:])
+    aux_loss = F.cross_entropy(cls[:n], y_real) + F.cross_entropy(cls[n:], y_fake)
+    stats = {"d_adv": adv_loss.detach(), "d_aux": aux_loss.detach(),
+             "d_real": torch.sigmoid(logits[:n]).mean().detach(),
+             "d_fake": torch.sigmoid(logits[n:]).mean().detach(),
+             "aux_acc_real": (cls[:n].argmax(1) == y_real).float().mean().detach()}
+    return adv_loss + aux_loss, stats
+
+
+def g_loss(D, fake, y_fake, adv: AdversarialLoss):
+    """Fool the adversarial head and be classified as the intended class."""
+    logits, cls = D(fake)
+    adv_loss = adv.g(logits)
+    aux_loss = F.cross_entropy(cls, y_fake)
+    stats = {"g_adv": adv_loss.detach(), "g_aux": aux_loss.detach(),
+             "aux_acc_fake": (cls.argmax(1) == y_fake).float().mean().detach()}
+    return adv_loss + aux_loss, stats
+
+
+def class_probs(D, x):
+    return torch.softmax(D(x)[1].float(), dim=1)
+
+
+ACGAN = register_variant(Variant("acgan", build, d_loss, g_loss, class_probs))

@@ -1,0 +1,95 @@
+"""DCGAN-style generator and discriminator, sized from the image side (8-64 px) and channel count."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def layout(size: int) -> tuple[int, int]:
+    """(number of 2x up/down-sampling stages, side at the lowest resolution): halve while even and >= 8."""
+    n, s = 0, size
+    while s % 2 == 0 and s >= 8:
+        s //= 2
+        n += 1
+    return n, s
+
+
+def widths(width: int, stages: int) -> list[int]:
+    """Channels from the lowest resolution up: doubling per stage towards the bottom, capped at 8x."""
+    return [width * min(2 ** (stages - j), 8) for j in range(stages + 1)]
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv/linear weights ~ N(0, 0.02), norm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """z (and a class label) -> image in [-1, 1].
+
+    conditioning: 'embed_mul' multiplies z by a learned class embedding (PyTorch ACGAN write-up),
+    'concat' appends a one-hot label to z (Keras write-up), 'none' is unconditional.
+    """
+
+    def __init__(self, latent_dim: int, num_classes: int, channels: int, size: int, width: int,
+                 conditioning: str = "embed_mul") -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes, self.conditioning = latent_dim, num_classes, conditioning
+        stages, self.s0 = layout(size)
+        ch = widths(width, stages)
+        in_dim = latent_dim + (num_classes if conditioning == "concat" else 0)
+        self.embed = nn.Embedding(num_classes, latent_dim) if conditioning == "embed_mul" else None
+        self.project = nn.Linear(in_dim, ch[0] * self.s0 * self.s0, bias=False)
+        self.norm0 = nn.BatchNorm2d(ch[0])
+        self.up = nn.Sequential(*[
+            nn.Sequential(nn.ConvTranspose2d(ch[j], ch[j + 1], 4, 2, 1, bias=False),
+                          nn.BatchNorm2d(ch[j + 1]), nn.ReLU(inplace=True))
+            for j in range(stages)])
+        self.to_image = nn.Conv2d(ch[-1], channels, 3, 1, 1)
+        self.ch0 = ch[0]
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditioning == "embed_mul":
+            z = z * self.embed(y)
+        elif self.conditioning == "concat":
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
+        h = self.project(z).view(z.shape[0], self.ch0, self.s0, self.s0)
+        h = F.relu(self.norm0(h))
+        return torch.tanh(self.to_image(self.up(h)))
+
+
+class Discriminator(nn.Module):
+    """image -> (adversarial logit (N,), class logits (N, K) or None).
+
+    `aux_classes` > 0 adds ACGAN's auxiliary classification head over the same features.
+    """
+
+    def __init__(self, channels: int, size: int, width: int, aux_classes: int = 0) -> None:
+        super().__init__()
+        stages, s0 = layout(size)
+        ch = list(reversed(widths(width, stages)))  # full resolution first
+        self.stem = nn.Sequential(nn.Conv2d(channels, ch[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+        self.down = nn.Sequential(*[
+            nn.Sequential(nn.Conv2d(ch[j], ch[j + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
+            for j in range(stages)])
+        self.feature_dim = ch[-1] * s0 * s0
+        self.adv = nn.Linear(self.feature_dim, 1)
+        self.aux = nn.Linear(self.feature_dim, aux_classes) if aux_classes else None
+        dcgan_init(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.stem(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.features(x)
+        return self.adv(h).squeeze(1), (self.aux(h) if self.aux is not None else None)

@@ -1,0 +1,1 @@
+"""Scoring synthetic images: the GAN's own heads and independent classifiers."""

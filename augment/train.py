@@ -1,0 +1,313 @@
+"""The training loop: one readable loop for every variant, with checkpoint/resume, EMA, grids and stats.
+
+Order of operations per step: draw a real batch and noise (on the device, from explicit
+generators), discriminator update, generator update, EMA update, accumulate stats on the
+device. Every `log_every` steps one host sync writes a row of stats.jsonl; every
+`checkpoint_every` steps (and at the end) a checkpoint, a sample grid and a quality check.
+A resumed run goes through the same code path as a fresh one and, on the CPU, ends with
+exactly the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from augment import checkpoint as ckpt
+from augment.config import Config, TrainConfig
+from augment.data.labeled import LabeledImages
+from augment.errors import ConfigError
+from augment.grids import save_grid, to_uint8
+from augment.losses import LOSSES
+from augment.models import DataShape, get_variant
+
+FORMAT = 1
+GRID_COLUMNS = 8
+# Keys that may change between a run and its resumption; everything else must match.
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads"}
+
+ProgressFn = Callable[[int, int, dict | None], None]
+QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
+
+
+@dataclass
+class TrainResult:
+    """Small, JSON-able summary of a training run (what a Prefect task hands on)."""
+
+    run_dir: str
+    step: int
+    best_step: int
+    best_score: float | None
+    best_checkpoint: str
+    last_checkpoint: str
+    seconds: float
+    resumed_from: int
+    device: str
+    problems: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available here. Use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+def data_shape(data: LabeledImages) -> DataShape:
+    return DataShape(channels=data.channels, size=data.size, num_classes=data.num_classes)
+
+
+def build_networks(cfg: Config, shape: DataShape) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
+    return get_variant(cfg.model.variant).build(cfg.model, shape)
+
+
+class BatchSampler:
+    """Indices of real batches drawn on the device: uniformly over images, or over classes first."""
+
+    def __init__(self, labels: torch.Tensor, num_classes: int, balanced: bool, gen: torch.Generator):
+        self.labels, self.k, self.balanced, self.gen = labels, num_classes, balanced, gen
+        self.order = torch.argsort(labels, stable=True)
+        self.counts = torch.bincount(labels, minlength=num_classes)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+
+    def __call__(self, batch: int) -> torch.Tensor:
+        dev = self.labels.device
+        if not self.balanced:
+            return torch.randint(len(self.labels), (batch,), generator=self.gen, device=dev)
+        c = torch.randint(self.k, (batch,), generator=self.gen, device=dev)
+        u = torch.rand(batch, generator=self.gen, device=dev)
+        pos = (u * self.counts[c]).long().clamp_max_(self.counts[c] - 1)
+        return self.order[self.starts[c] + pos]
+
+
+def training_signature(cfg: Config) -> dict[str, Any]:
+    """The parts of the config a checkpoint's weights depend on."""
+    d = cfg.to_dict()
+    return {"seed": d["seed"], "image": d["image"], "model": d["model"],
+            "train": {k: v for k, v in d["train"].items() if k not in RESUMABLE_CHANGES}}
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def sample_per_class(G: nn.Module, num_classes: int, n: int, latent_dim: int, seed: int,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images per class from a fixed noise seed, class-major order; uint8 on the CPU."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(num_classes * n, latent_dim, generator=gen).to(device)
+    y = torch.arange(num_classes).repeat_interleave(n).to(device)
+    was_training = G.training
+    G.eval()
+    with torch.inference_mode():
+        x = to_uint8(G(z, y)).cpu()
+    G.train(was_training)
+    return x, y.cpu()
+
+
+def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress: ProgressFn | None = None,
+          quality: QualityFn | None = None, stop_after: int | None = None) -> TrainResult:
+    """Train (or resume) the configured GAN on `data`, writing everything under `run_dir`.
+
+    `quality(sample_fn)` is called at each checkpoint with a function giving n images per
+    class; it returns {"score": float, ...} and the highest score marks best.pt.
+    `stop_after` ends the loop early at that step (for tests that interrupt a run).
+    """
+    tc: TrainConfig = cfg.train
+    run_dir = Path(run_dir)
+    ckpt_dir, grid_dir = run_dir / "checkpoints", run_dir / "samples"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = run_dir / "stats.jsonl"
+    device = resolve_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    cuda = device.type == "cuda"
+    variant = get_variant(cfg.model.variant)
+    adv = LOSSES["bce"]
+    shape = data_shape(data)
+
+    G, D = build_networks(cfg, shape)
+    G, D = G.to(device), D.to(device)
+    if cuda:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if tc.ema else None
+    opt_kw: dict[str, Any] = {"fused": True} if cuda else {"foreach": True}
+    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), **opt_kw)
+    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), **opt_kw)
+    data_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 1)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 2)
+
+    images = data.images.to(device)  # uint8 on the training device; batches are cast there
+    labels = data.labels.to(device)
+    sampler = BatchSampler(labels, shape.num_classes, tc.real_sampling == "balanced", data_gen)
+
+    start, best = 0, {"step": 0, "score": None}
+    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
+    if state is not None:
+        _check_resumable(state, cfg, data)
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        if G_ema is not None:
+            G_ema.load_state_dict(state["generator_ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        data_gen.set_state(state["rng"]["data"].cpu())
+        noise_gen.set_state(state["rng"]["noise"].cpu())
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        start, best = int(state["step"]), dict(state["best"])
+    _truncate_stats(stats_path, start)
+
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    B, L, K = tc.batch_size, cfg.model.latent_dim, shape.num_classes
+    end = tc.steps if stop_after is None else min(tc.steps, stop_after)
+    keys: list[str] | None = None
+    acc: torch.Tensor | None = None
+    n_acc, t_log, t0 = 0, time.perf_counter(), time.perf_counter()
+    last_path = ckpt.checkpoint_path(ckpt_dir, start) if state is not None else None
+
+    def snapshot(step: int) -> Path:
+        nonlocal best
+        gen_model = G_ema if G_ema is not None else G
+        report = None
+        if quality is not None:
+            report = quality(lambda n: sample_per_class(gen_model, K, n, L, cfg.seed + 7, device))
+            if best["score"] is None or report["score"] > best["score"]:
+                best = {"step": step, "score": float(report["score"])}
+        else:
+            best = {"step": step, "score": None}
+        x, _ = sample_per_class(gen_model, K, GRID_COLUMNS, L, cfg.seed + 1, device)
+        save_grid(x, GRID_COLUMNS, grid_dir / f"grid-{step:07d}.png")
+        path = ckpt.checkpoint_path(ckpt_dir, step)
+        ckpt.save_checkpoint({
+            "format": FORMAT, "step": step, "variant": cfg.model.variant, "config": cfg.to_dict(),
+            "fingerprint": data.fingerprint, "shape": asdict(shape), "class_names": list(data.class_names),
+            "generator": G.state_dict(), "discriminator": D.state_dict(),
+            "generator_ema": G_ema.state_dict() if G_ema is not None else None,
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "rng": {"data": data_gen.get_state(), "noise": noise_gen.get_state(), "torch": torch.get_rng_state()},
+            "best": best,
+        }, path)
+        if best["step"] == step:
+            ckpt.copy_atomic(path, ckpt_dir / ckpt.BEST)
+        ckpt.prune(ckpt_dir, tc.keep_checkpoints)
+        if report is not None:
+            _append_stats(stats_path, {"step": step, **{f"quality_{k}": v for k, v in report.items()}})
+        return path
+
+    G.train()
+    D.train()
+    for step in range(start + 1, end + 1):
+        idx = sampler(B)
+        real = images[idx].float().div_(127.5).sub_(1.0)
+        if cuda:
+            real = real.contiguous(memory_format=torch.channels_last)
+        y_real = labels[idx]
+        z = torch.randn(B, L, generator=noise_gen, device=device)
+        y_fake = torch.randint(K, (B,), generator=noise_gen, device=device)
+
+        with amp:
+            fake = G(z, y_fake)
+            d_loss, d_stats = variant.d_loss(D, real, y_real, fake.detach(), y_fake, adv)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        D.requires_grad_(False)
+        with amp:
+            g_loss, g_stats = variant.g_loss(D, fake, y_fake, adv)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+
+        if G_ema is not None:
+            # Warm-up: early on the average would be dominated by the random initial weights.
+            _ema_update(G_ema, G, min(tc.ema_decay, (1 + step) / (10 + step)))
+
+        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **d_stats, **g_stats}
+        if keys is None:
+            keys = list(stats)
+            acc = torch.zeros(len(keys), device=device)
+        acc += torch.stack([stats[k].float() for k in keys])
+        n_acc += 1
+
+        row = None
+        if step % tc.log_every == 0 or step == end:
+            now = time.perf_counter()
+            values = (acc / n_acc).tolist()  # the one host sync per log interval
+            row = {"step": step, **{k: round(v, 5) for k, v in zip(keys, values)},
+                   "imgs_per_s": round(n_acc * B / max(now - t_log, 1e-9), 1)}
+            _append_stats(stats_path, row)
+            acc.zero_()
+            n_acc, t_log = 0, now
+        if step % tc.checkpoint_every == 0 or step == end:
+            last_path = snapshot(step)
+            t_log = time.perf_counter()  # do not count checkpoint time as training time
+        if on_progress is not None:
+            on_progress(step, tc.steps, row)
+
+    if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
+        last_path = snapshot(start)
+    best_path = ckpt_dir / ckpt.BEST
+    return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
+                       str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems)
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    ema_p = [p for p in ema.parameters()]
+    model_p = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_p, model_p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def _check_resumable(state: dict, cfg: Config, data: LabeledImages) -> None:
+    if state.get("format") != FORMAT:
+        raise ConfigError(f"Checkpoint format {state.get('format')} is not {FORMAT}; start a new run.")
+    if state["fingerprint"] != data.fingerprint:
+        raise ConfigError("The unfinished run found here was trained on different data (dataset fingerprint "
+                          f"{state['fingerprint'][:12]} vs {data.fingerprint[:12]}). Use another --out, or "
+                          "--set out.overwrite=true to discard it.")
+    from augment.config import config_from_dict
+
+    old = training_signature(config_from_dict(state["config"]))
+    changed = _diff(old, training_signature(cfg))
+    if changed:
+        raise ConfigError(f"The unfinished run found here used different settings for {changed}. Use the same "
+                          "settings to resume, another --out, or --set out.overwrite=true to discard it.")
+
+
+def _append_stats(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _truncate_stats(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (they will be written again)."""
+    if not path.exists():
+        return
+    rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = []
+    for ln in rows:
+        try:
+            if json.loads(ln)["step"] <= step:
+                keep.append(ln)
+        except (ValueError, KeyError):
+            continue  # a half-written last line from a killed run
+    ckpt.atomic_write_bytes(path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))

@@ -1,0 +1,1 @@
+"""Prefect flows over the augment library (thin: tasks pass paths and small values)."""

@@ -1,0 +1,138 @@
+"""Prefect flow: augment one dataset. Tasks are thin wrappers over `augment.pipeline` stages that pass
+paths, config dicts and small summaries between them, never tensors or modules.
+
+    python -m flows.augment_dataset --data SPEC --out DIR [--config FILE.toml] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.exceptions import MissingContextError
+
+from augment.config import build_config, config_from_dict
+from augment.errors import AugmentError
+from augment.pipeline import RunLayout, stage_export, stage_generate, stage_load, stage_plan, stage_score, stage_train
+from augment.report import markdown_table, summary_table
+
+
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    """The run's logger inside Prefect; a plain logger when a task's function is called directly."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("flows.augment_dataset")
+
+
+@task(name="load")
+def load(data: str, config: dict, out: str) -> dict:
+    summary = stage_load(data, config_from_dict(config), RunLayout.for_output(out))
+    _log().info("loaded %d images in %d classes from %s (fingerprint %s); counts %s",
+                          summary["num_images"], len(summary["class_names"]), data, summary["fingerprint"][:12],
+                          dict(zip(summary["class_names"], summary["counts"])))
+    return summary
+
+
+@task(name="train")
+def train(config: dict, out: str) -> dict:
+    logger = _log()
+    artifact = create_progress_artifact(0.0, key="training-progress", description="GAN training steps done (%)")
+
+    def on_progress(step: int, total: int, row: dict | None) -> None:
+        if row is None:
+            return
+        update_progress_artifact(artifact, 100.0 * step / total)
+        logger.info("step %d/%d  d_loss %.4f  g_loss %.4f  %.0f img/s", step, total, row["d_loss"],
+                    row["g_loss"], row["imgs_per_s"])
+
+    result = stage_train(config_from_dict(config), RunLayout.for_output(out), on_progress)
+    update_progress_artifact(artifact, 100.0)
+    logger.info("training done: step %d, best checkpoint at step %d (quality %.3f), %.0f s on %s",
+                result["step"], result["best_step"], result["best_score"] or float("nan"), result["seconds"],
+                result["device"])
+    return result
+
+
+@task(name="plan")
+def plan(config: dict, out: str) -> dict:
+    p = stage_plan(config_from_dict(config), RunLayout.for_output(out))
+    _log().info("synthetic images planned per class: %s", p)
+    return p
+
+
+@task(name="generate")
+def generate(config: dict, out: str, round_index: int) -> dict:
+    summary = stage_generate(config_from_dict(config), RunLayout.for_output(out), round_index)
+    _log().info("round %d: generated %s", round_index, summary["generated"])
+    return summary
+
+
+@task(name="score")
+def score(config: dict, out: str) -> dict:
+    summary = stage_score(config_from_dict(config), RunLayout.for_output(out))
+    _log().info("kept per class %s; short %s", summary["kept"], summary["shortfall"] or "none")
+    return summary
+
+
+@task(name="export")
+def export(config: dict, out: str) -> dict:
+    summary = stage_export(config_from_dict(config), RunLayout.for_output(out))
+    for name, short in summary["shortfall"].items():
+        _log().warning("class %r is %d synthetic images short of the plan", name, short)
+    return summary
+
+
+@flow(name="augment-dataset")
+def augment_dataset(data: str, out: str, config: dict[str, Any] | None = None) -> dict:
+    """Load, train, generate, score and export one dataset; publishes a markdown summary artifact."""
+    cfg = build_config(base=config or {})  # validates before any task runs
+    cfg_dict = cfg.to_dict()
+    load(data, cfg_dict, out)
+    train(cfg_dict, out)
+    p = plan(cfg_dict, out)
+    if any(p.values()):
+        for r in range(cfg.select.max_rounds):
+            generate(cfg_dict, out, r)
+            if not score(cfg_dict, out)["shortfall"]:
+                break
+    summary = export(cfg_dict, out)
+    create_markdown_artifact(
+        key="augment-summary", description=f"augment: {data}",
+        markdown=f"# augment: `{data}`\n\nOutput: `{summary['out']}`\n\n{markdown_table(summary_table(summary))}\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m flows.augment_dataset", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, metavar="SPEC")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", metavar="FILE.toml")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    try:
+        cfg = build_config(args.config, args.sets)
+    except AugmentError as exc:
+        print(f"augment: error: {exc}", file=sys.stderr)
+        return 2
+    state = augment_dataset(args.data, args.out, cfg.to_dict(), return_state=True)
+    if state.is_completed():
+        print(markdown_table(summary_table(state.result())))
+        return 0
+    try:
+        state.result()
+    except AugmentError as exc:
+        print(f"augment: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001  the flow's own failure, reported by Prefect too
+        print(f"augment: flow failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+import json
+
+import pandas as pd
+import pytest
+from prefect.artifacts import Artifact
+
+from flows import augment_dataset as f
+from makers import make_image_folder, tiny_config
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_image_folder(tmp_path / "ds", {"cat": 5, "dog": 2}, size=8)
+
+
+def test_load_task_returns_small_json_values(folder, tmp_path):
+    summary = f.load.fn(str(folder), tiny_config().to_dict(), str(tmp_path / "out"))
+    json.dumps(summary)  # passes between tasks as plain values
+    assert summary["class_names"] == ["cat", "dog"] and summary["counts"] == [5, 2]
+
+
+def test_flow_runs_end_to_end_and_publishes_a_summary(folder, tmp_path):
+    out = tmp_path / "out"
+    summary = f.augment_dataset(str(folder), str(out), tiny_config("select.min_aux_prob=0.0").to_dict())
+    assert summary["counts_after"] == {"cat": 5, "dog": 5}
+    m = pd.read_parquet(out / "manifest.parquet")
+    assert m.is_synthetic.sum() == 6 and (m.is_synthetic & m.kept).sum() == 3
+
+    assert "| dog | 2 | 3 | 3 |" in Artifact.get("augment-summary").data
+    assert Artifact.get("training-progress").data == 100.0
+
+
+def test_module_entry_point_validates_config_before_running(folder, tmp_path, capsys):
+    assert f.main(["--data", str(folder), "--out", str(tmp_path / "o"), "--set", "train.steps=-1"]) == 2
+    assert "'train.steps' setting must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_flow_with_bad_data_fails_with_the_readers_message(tmp_path, capsys):
+    (tmp_path / "ds" / "a").mkdir(parents=True)
+    assert f.main(["--data", str(tmp_path / "ds"), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no image files" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,62 @@
+import numpy as np
+import torch
+
+from augment.data import LabeledImages
+from augment.generate import Synthetic, generate, latents, load_gan
+from augment.score.gan_scores import gan_scores
+from augment.select import select
+from augment.train import train
+from makers import tiny_config
+
+
+def test_latents_do_not_depend_on_how_they_are_batched():
+    whole = latents(seed=3, cls=1, start=0, count=2500, dim=4)
+    assert torch.equal(whole[1000:1100], latents(3, 1, 1000, 100, 4))
+    assert torch.equal(whole[2040:2500], latents(3, 1, 2040, 460, 4))
+    assert not torch.equal(whole[:10], latents(3, 2, 0, 10, 4))  # another class, other latents
+    assert not torch.equal(whole[:10], latents(4, 1, 0, 10, 4))  # another seed, other latents
+
+
+def _checkpoint(tmp_path):
+    x = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
+    data = LabeledImages(x, torch.tensor([0] * 4 + [1] * 4), ["a", "b"], [str(i) for i in range(8)])
+    return train(data, tiny_config(), tmp_path / "run").best_checkpoint
+
+
+def test_generate_counts_and_reproducibility(tmp_path):
+    gan = load_gan(_checkpoint(tmp_path))
+    syn = generate(gan, {0: 3, 1: 5}, seed=7)
+    assert syn.images.shape == (8, 1, 8, 8) and syn.images.dtype == torch.uint8
+    assert syn.labels.tolist() == [0] * 3 + [1] * 5
+    assert syn.latent_index.tolist() == [0, 1, 2, 0, 1, 2, 3, 4]
+    again = generate(gan, {0: 3, 1: 5}, seed=7, batch_size=2)
+    assert torch.equal(syn.images, again.images)
+    later = generate(gan, {1: 2}, seed=7, start={1: 3}, round_index=1)
+    assert torch.equal(later.images, syn.images[6:8]) and later.rounds.tolist() == [1, 1]
+
+
+def test_synthetic_save_load(tmp_path):
+    gan = load_gan(_checkpoint(tmp_path))
+    syn = generate(gan, {0: 2, 1: 2}, seed=1)
+    syn.save(tmp_path / "s.npz")
+    back = Synthetic.load(tmp_path / "s.npz")
+    assert torch.equal(back.images, syn.images) and back.seed == 1
+
+
+def test_gan_scores_are_probabilities(tmp_path):
+    gan = load_gan(_checkpoint(tmp_path))
+    syn = generate(gan, {0: 4, 1: 4}, seed=0)
+    scores = gan_scores(gan, syn.images, syn.labels)
+    for k in ("aux_prob", "realism"):
+        assert scores[k].shape == (8,) and ((scores[k] >= 0) & (scores[k] <= 1)).all()
+
+
+def test_select_keeps_passing_candidates_in_latent_order_and_reports_shortfall():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    aux = np.array([0.9, 0.2, 0.8, 0.95, 0.6, 0.7, 0.1])
+    latent = np.array([2, 1, 0, 0, 1, 2, 3])
+    kept, short = select(labels, aux, {0: 2, 1: 2}, 0.5, latent)
+    assert kept.tolist() == [True, False, True, True, True, False, False]
+    assert short == {}
+    kept, short = select(labels, aux, {0: 3, 1: 4}, 0.5, latent)
+    assert kept.sum() == 5 and short == {0: 1, 1: 1}

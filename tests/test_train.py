@@ -1,0 +1,125 @@
+import json
+
+import pytest
+import torch
+
+from augment import checkpoint as ckpt
+from augment.data import LabeledImages
+from augment.errors import ConfigError
+from augment.train import train
+from makers import bars, tiny_config
+
+
+@pytest.fixture
+def two_class_bars():
+    x = torch.stack([torch.from_numpy(bars(i % 2, 8, seed=i)) for i in range(12)])[:, None]
+    y = torch.tensor([i % 2 for i in range(12)])
+    return LabeledImages(x, y, ["horizontal", "vertical"], [f"b{i}" for i in range(12)], "bars")
+
+
+def weights(path):
+    return ckpt.load_checkpoint(path)
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_few_steps_write_checkpoints_grids_and_stats(two_class_bars, tmp_path):
+    cfg = tiny_config("train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=1")
+    result = train(two_class_bars, cfg, tmp_path / "run")
+    assert result.step == 4 and result.resumed_from == 0
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["best.pt", "ckpt-0000004.pt"]  # older pruned, best kept
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["grid-0000002.png", "grid-0000004.png"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"d_loss", "g_loss", "aux_acc_real", "aux_acc_fake", "imgs_per_s"} <= rows[0].keys()
+
+
+def test_checkpoint_holds_everything_to_resume_and_loads_weights_only(two_class_bars, tmp_path):
+    result = train(two_class_bars, tiny_config(), tmp_path / "run")
+    state = torch.load(result.last_checkpoint, weights_only=True)
+    assert state["step"] == 2 and state["fingerprint"] == two_class_bars.fingerprint
+    for key in ("generator", "generator_ema", "discriminator", "opt_g", "opt_d", "rng", "config", "best"):
+        assert key in state
+    assert set(state["rng"]) == {"data", "noise", "torch"}
+
+
+def test_resumed_run_ends_with_identical_weights(two_class_bars, tmp_path):
+    cfg = tiny_config("train.steps=6", "train.checkpoint_every=3")
+    full = train(two_class_bars, cfg, tmp_path / "full")
+    part = train(two_class_bars, cfg, tmp_path / "part", stop_after=3)  # as if killed after step 3
+    assert part.step == 3
+    resumed = train(two_class_bars, cfg, tmp_path / "part")
+    assert resumed.resumed_from == 3 and resumed.step == 6
+    a, b = weights(full.last_checkpoint), weights(resumed.last_checkpoint)
+    for key in ("generator", "generator_ema", "discriminator"):
+        assert same_state(a[key], b[key]), key
+    assert a["opt_g"]["state"][0]["exp_avg"].equal(b["opt_g"]["state"][0]["exp_avg"])
+    stats = [json.loads(line)["step"] for line in (tmp_path / "part" / "stats.jsonl").read_text().splitlines()
+             if "d_loss" in line]
+    assert stats == [1, 2, 3, 4, 5, 6]  # no duplicated rows after the resume
+
+
+def test_different_seed_gives_different_weights(two_class_bars, tmp_path):
+    a = train(two_class_bars, tiny_config(), tmp_path / "a")
+    b = train(two_class_bars, tiny_config("seed=1"), tmp_path / "b")
+    assert not same_state(weights(a.last_checkpoint)["generator"], weights(b.last_checkpoint)["generator"])
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(two_class_bars, tmp_path):
+    cfg = tiny_config("train.steps=4", "train.checkpoint_every=2")
+    train(two_class_bars, cfg, tmp_path / "run", stop_after=4)
+    latest = tmp_path / "run" / "checkpoints" / "ckpt-0000004.pt"
+    latest.write_bytes(latest.read_bytes()[:100])  # truncated, as by a crash mid-copy
+    result = train(two_class_bars, cfg, tmp_path / "run")
+    assert result.resumed_from == 2 and result.step == 4
+    assert any("ckpt-0000004.pt" in p and "unreadable" in p for p in result.problems)
+
+
+def test_resuming_with_other_settings_or_data_is_refused(two_class_bars, tmp_path):
+    train(two_class_bars, tiny_config(), tmp_path / "run", stop_after=1)
+    with pytest.raises(ConfigError, match=r"different settings for \['train\.lr'\]"):
+        train(two_class_bars, tiny_config("train.lr=0.001"), tmp_path / "run")
+    other = two_class_bars.subset(list(range(10)))
+    with pytest.raises(ConfigError, match="trained on different data"):
+        train(other, tiny_config(), tmp_path / "run")
+    # more steps is fine: that is how a finished run is extended
+    assert train(two_class_bars, tiny_config("train.steps=3"), tmp_path / "run").step == 3
+
+
+def test_quality_check_picks_the_best_checkpoint(two_class_bars, tmp_path):
+    scores = iter([0.2, 0.9, 0.1])
+    seen = []
+
+    def quality(sample):
+        images, labels = sample(3)
+        seen.append((images.shape, images.dtype, labels.tolist()))
+        return {"score": next(scores)}
+
+    result = train(two_class_bars, tiny_config("train.steps=3"), tmp_path / "run", quality=quality)
+    assert result.best_step == 2 and result.best_score == 0.9
+    assert seen[0] == (torch.Size([6, 1, 8, 8]), torch.uint8, [0, 0, 0, 1, 1, 1])
+    best, step2 = weights(tmp_path / "run" / "checkpoints" / "best.pt"), weights(tmp_path / "run" / "checkpoints" / "ckpt-0000002.pt")
+    assert same_state(best["generator"], step2["generator"])
+
+
+def test_rgb_and_28px_shapes_train(tmp_path):
+    x = torch.randint(0, 256, (6, 3, 28, 28), dtype=torch.uint8)
+    data = LabeledImages(x, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"], [str(i) for i in range(6)])
+    result = train(data, tiny_config("image.size=28", "train.steps=1"), tmp_path / "run")
+    assert result.step == 1
+
+
+def test_cuda_requested_without_cuda_is_a_config_error(two_class_bars, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="train.device is 'cuda' but no CUDA device"):
+        train(two_class_bars, tiny_config("train.device=cuda"), tmp_path / "run")
+
+
+@pytest.mark.gpu
+def test_trains_on_cuda(two_class_bars, tmp_path):
+    result = train(two_class_bars, tiny_config("train.device=cuda", "train.steps=3"), tmp_path / "run")
+    assert result.device.startswith("cuda") and result.step == 3

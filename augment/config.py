@@ -75,6 +75,19 @@ class ModelConfig:
     latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024))
     width: int = _setting(64, "an integer from 4 to 512", _int_in(4, 512),
                           "channel count of the widest-resolution layers; deeper layers double it")
+    loss: str = _setting("bce", "'bce', 'lsgan', 'hinge' or 'wgan-gp'", _one_of("bce", "lsgan", "hinge", "wgan-gp"),
+                         "adversarial loss (bce is the non-saturating GAN loss)")
+    conditioning: str = _setting("embed_mul", "'embed_mul' or 'concat'", _one_of("embed_mul", "concat"),
+                                 "how the generator takes the label: z times a class embedding, or z with a one-hot")
+    d_conditioning: str = _setting("projection", "'projection' or 'channels'", _one_of("projection", "channels"),
+                                   "cgan/gan-cls: label into the discriminator by projection or as one-hot planes")
+    spectral_norm: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
+                                         "spectral normalisation in the discriminator; 'auto' turns it on for "
+                                         "discriminators that take the label (cgan, gan-cls)")
+    aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
+                                      "acgan: weight of the class-head loss on fake images in the discriminator "
+                                      "(1 = original ACGAN; 0 = real images only, which keeps the head from "
+                                      "learning the generator's own code instead of the classes)")
 
 
 @dataclass
@@ -82,6 +95,7 @@ class TrainConfig:
     steps: int = _setting(3000, "a positive integer", _int_in(1))
     batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536))
     lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True))
+    optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"))
     beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
     beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
     device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"))
@@ -94,6 +108,18 @@ class TrainConfig:
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
                                   "how real batches are drawn: every class equally often, or as the dataset is")
     threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0))
+    critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
+                                 "discriminator steps per generator step with model.loss = 'wgan-gp'")
+    gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
+                                "weight of the WGAN-GP gradient penalty")
+    aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
+                              "training steps of the auxiliary classifier for variants without a class head")
+    max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
+                                  "stop training after this many seconds (checkpointing where it stops)")
+    diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
+                                lambda v: isinstance(v, str) and all(
+                                    p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),
+                                "differentiable augmentation of real and fake images before the discriminator")
 
 
 @dataclass
@@ -242,7 +268,10 @@ def check_combinations(cfg: Config) -> None:
     from augment.models import VARIANTS  # the registry imports config types, so import late
 
     check_strategy(cfg.balance.sampling_strategy)
-
     if cfg.model.variant not in VARIANTS:
         raise ConfigError(f"The 'model.variant' setting must be one of {sorted(VARIANTS)}. "
                           f"Got {cfg.model.variant!r} instead.")
+    variant = VARIANTS[cfg.model.variant]
+    if cfg.model.loss not in variant.losses:
+        raise ConfigError(f"model.loss = {cfg.model.loss!r} is not meaningful with model.variant = "
+                          f"{cfg.model.variant!r}; use one of {list(variant.losses)}.")

@@ -88,7 +88,7 @@ def _link_or_copy_tree(src: Path, dst: Path) -> None:
 
 
 def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, dirs: list[str],
-                   generator: str) -> pd.DataFrame:
+                   generator: Callable[[int], str]) -> pd.DataFrame:
     """One row per image: real rows first in dataset order, then synthetic candidates (kept or not).
 
     The extra column `_pixel` indexes cat([real.images, synth.images]); the writer drops it."""
@@ -106,7 +106,7 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "path": [f"{'images' if k else 'rejected'}/{dirs[c]}/{synthetic_id(c, synth.seed, i)}.png"
                  for c, i, k in zip(ys, li, kept)],
         "label": ys, "class_name": [real.class_names[c] for c in ys], "split": "train", "is_synthetic": True,
-        "source_id": "", "generator": generator, "seed": pd.array([synth.seed] * len(ys), "Int64"),
+        "source_id": "", "generator": [generator(c) for c in ys], "seed": pd.array([synth.seed] * len(ys), "Int64"),
         "latent_index": pd.array(li, "Int64"), "round": pd.array(synth.rounds.numpy(), "Int64"),
         "aux_prob": scores["aux_prob"].to_numpy(float), "realism": scores["realism"].to_numpy(float), "kept": kept,
         "_pixel": n + np.arange(len(ys))})
@@ -115,10 +115,11 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
 
 
 def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, meta: dict,
-                  *, generator: str, train_dir: Path | None = None, overwrite: bool = False,
+                  *, generator: Callable[[int], str], train_dir: Path | None = None, overwrite: bool = False,
                   extras: Callable[[Path, pd.DataFrame], None] | None = None, workers: int | None = None) -> pd.DataFrame:
     """Write images, manifest.{parquet,csv}, dataset.json, train/ and whatever `extras` adds (the report),
-    then rename into place. Returns the manifest."""
+    then rename into place. `generator(label)` names the model that made a class's synthetic images.
+    Returns the manifest."""
     out = Path(out)
     check_output_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)

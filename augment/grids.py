@@ -41,3 +41,15 @@ def save_grid(images: torch.Tensor, ncol: int, path: Path) -> None:
     grid_image(images, ncol).save(buf, format="PNG")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
+
+
+def save_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> bool:
+    """An animated GIF of the sample grids, in order; the last frame is held longer."""
+    if not frames:
+        return False
+    images = [Image.open(f).convert("RGB") for f in frames]
+    durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 5]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
+    return True

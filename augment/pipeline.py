@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
+import torch
 
 from augment import __version__
 from augment.balance import plan_synthetic
@@ -28,12 +30,15 @@ from augment.data.readers import load_dataset
 from augment.errors import ConfigError
 from augment.export import check_output_target, write_dataset
 from augment.generate import Synthetic, generate, load_gan
+from augment.models import get_variant
 from augment.provenance import now_iso, package_versions
-from augment.report import write_report
+from augment.report import write_report, write_training_figures
+from augment.score.aux_classifier import DESCRIPTION as AUX_DESCRIPTION
+from augment.score.aux_classifier import load_aux_classifier, train_aux_classifier
 from augment.score.gan_scores import gan_scores
 from augment.score.probe import PixelProbe
 from augment.select import select
-from augment.train import ProgressFn, TrainResult, resolve_device, train, training_signature
+from augment.train import ProgressFn, resolve_device, train, training_signature
 
 log = logging.getLogger("augment")
 
@@ -88,10 +93,15 @@ def _read_json(path: Path) -> Any:
 # ---------------------------------------------------------------- stages
 
 def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> dict:
-    """Read and validate the dataset, check the output target, and set up (or reuse) the work folder."""
+    """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
+    work folder. Everything that can be refused is refused here, before anything is written."""
     check_output_target(layout.out, cfg.out.overwrite)
     data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed)
-    plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)  # fails before any write
+    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
+    variant = get_variant(cfg.model.variant)
+    if data.num_classes < variant.min_classes:
+        raise ConfigError(f"model.variant = {variant.name!r} needs at least {variant.min_classes} classes; "
+                          f"'{data.source}' has {data.num_classes}. Use 'acgan', 'cgan' or 'dcgan'.")
     run = {"source": data.source, "fingerprint": data.fingerprint, "training": training_signature(cfg),
            "config": cfg.to_dict()}
     if layout.run_json.exists():
@@ -106,77 +116,135 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> d
     layout.work.mkdir(parents=True, exist_ok=True)
     if not layout.dataset.exists() or not layout.run_json.exists():
         data.save(layout.dataset)
+    _write_json(layout.plan, plan)
     _write_json(layout.run_json, run)
     return {"source": data.source, "fingerprint": data.fingerprint, "num_images": len(data),
             "class_names": data.class_names, "counts": data.counts(), "image_size": data.size,
             "channels": data.channels, "notes": data.notes}
 
 
+def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:
+    """Synthetic images per class, as validated and written by the load stage."""
+    return _read_json(layout.plan)
+
+
+def _single_class(data: LabeledImages, c: int) -> LabeledImages:
+    idx = torch.nonzero(data.labels == c).squeeze(1)
+    return LabeledImages(data.images[idx].clone(), torch.zeros(len(idx), dtype=torch.long), [data.class_names[c]],
+                         [data.sample_ids[i] for i in idx.tolist()], data.source, dict(data.notes))
+
+
 def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None = None) -> dict:
-    """Train or resume the GAN; the best checkpoint is chosen by the pixel-probe quality check."""
+    """Train or resume the GAN (one per class that needs images, for unconditional variants), plus an
+    auxiliary classifier where the variant has no class head. The best checkpoint of each is chosen
+    by the pixel-probe quality check."""
     data = LabeledImages.load(layout.dataset)
+    plan = _read_json(layout.plan)
+    variant = get_variant(cfg.model.variant)
     probe = PixelProbe(data, seed=cfg.seed)
-    result = train(data, cfg, layout.train_dir, on_progress=on_progress, quality=probe.quality_fn())
-    summary = asdict(result)
+    if variant.conditional:
+        jobs = [("all", data, None, list(range(data.num_classes)))]
+    else:
+        wanted = [c for c, n in enumerate(data.class_names) if plan[n] > 0]
+        jobs = [(f"class-{c:03d}", _single_class(data, c), [c], [c]) for c in wanted]
+    runs, class_runs = {}, {}
+    for i, (key, subset, label_map, classes) in enumerate(jobs):
+        progress = None
+        if on_progress is not None:
+            progress = (lambda i: lambda step, total, row: on_progress(i * total + step, len(jobs) * total, row))(i)
+        result = train(subset, cfg, layout.train_dir / key, on_progress=progress,
+                       quality=probe.quality_fn(label_map=label_map))
+        write_training_figures(layout.train_dir / key)
+        runs[key] = asdict(result)
+        class_runs.update({data.class_names[c]: key for c in classes})
+    aux_path = None
+    if not variant.has_class_head:
+        aux_path = str(train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt"))
+    summary = {"variant": variant.name, "runs": runs, "class_runs": class_runs, "aux_classifier": aux_path,
+               "aux_scorer": f"{variant.name} discriminator's auxiliary class head" if aux_path is None
+               else AUX_DESCRIPTION,
+               "seconds": round(sum(r["seconds"] for r in runs.values()), 3),
+               "device": next(iter(runs.values()))["device"] if runs else str(resolve_device(cfg.train.device))}
     _write_json(layout.train_dir / "result.json", summary)
     return summary
-
-
-def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:
-    data = LabeledImages.load(layout.dataset)
-    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
-    _write_json(layout.plan, plan)
-    return plan
 
 
 def _need_by_index(plan: dict[str, int], class_names: list[str]) -> dict[int, int]:
     return {class_names.index(n): k for n, k in plan.items() if k > 0}
 
 
+class _Models:
+    """The trained GAN(s) of a run, loaded on demand: which one serves each class."""
+
+    def __init__(self, layout: RunLayout, device: torch.device):
+        self.summary = _read_json(layout.train_dir / "result.json")
+        self.device = device
+        self._loaded: dict[str, Any] = {}
+
+    def run_of(self, class_name: str) -> str:
+        return self.summary["class_runs"][class_name]
+
+    def gan(self, key: str):
+        if key not in self._loaded:
+            self._loaded[key] = load_gan(self.summary["runs"][key]["best_checkpoint"], self.device)
+        return self._loaded[key]
+
+    def aux_classifier(self):
+        path = self.summary["aux_classifier"]
+        return load_aux_classifier(Path(path), self.device) if path else None
+
+
 def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict:
     """Generate candidates: oversample x plan in round 0; later rounds top up the classes left short."""
+    data_names = LabeledImages.load(layout.dataset).class_names
     plan = _read_json(layout.plan)
-    train_result = TrainResult(**_read_json(layout.train_dir / "result.json"))
-    device = resolve_device(cfg.train.device)
-    gan = load_gan(train_result.best_checkpoint, device)
-    names = gan.class_names
-    need = _need_by_index(plan, names)
+    models = _Models(layout, resolve_device(cfg.train.device))
+    need = _need_by_index(plan, data_names)
     if round_index == 0:
         todo = {c: math.ceil(n * cfg.select.oversample) for c, n in need.items()}
         existing = None
     else:
         existing = Synthetic.load(layout.candidates)
         short = _read_json(layout.work / "selection.json")["shortfall"]
-        todo = {names.index(n): math.ceil(k * cfg.select.oversample * 2 ** round_index) for n, k in short.items()}
+        todo = {data_names.index(n): math.ceil(k * cfg.select.oversample * 2 ** round_index) for n, k in short.items()}
     start = {}
     if existing is not None:
         for c in todo:
             have = existing.latent_index[existing.labels == c]
             start[c] = int(have.max()) + 1 if len(have) else 0
-    new = generate(gan, todo, cfg.seed, start, round_index, device=device)
-    allc = new if existing is None else existing.concat(new)
+    allc = existing
+    for c, n in sorted(todo.items()):
+        gan = models.gan(models.run_of(data_names[c]))
+        new = generate(gan, {c: n}, cfg.seed, start, round_index, device=models.device)
+        allc = new if allc is None else allc.concat(new)
     allc.save(layout.candidates)
-    return {"round": round_index, "generated": {names[c]: n for c, n in todo.items()}, "candidates": len(allc)}
+    return {"round": round_index, "generated": {data_names[c]: n for c, n in todo.items()}, "candidates": len(allc)}
 
 
 def stage_score(cfg: Config, layout: RunLayout) -> dict:
-    """Score every candidate with the GAN's discriminator and select per class; report shortfalls."""
+    """Score every candidate with the GAN that made it and select per class; report shortfalls."""
+    names = LabeledImages.load(layout.dataset).class_names
     plan = _read_json(layout.plan)
-    train_result = TrainResult(**_read_json(layout.train_dir / "result.json"))
-    device = resolve_device(cfg.train.device)
-    gan = load_gan(train_result.best_checkpoint, device)
+    models = _Models(layout, resolve_device(cfg.train.device))
+    aux = models.aux_classifier()
     cand = Synthetic.load(layout.candidates)
-    scores = gan_scores(gan, cand.images, cand.labels, device=device)
     labels = cand.labels.numpy()
-    kept, short = select(labels, scores["aux_prob"], _need_by_index(plan, gan.class_names),
-                         cfg.select.min_aux_prob, cand.latent_index.numpy())
+    aux_prob, realism = np.zeros(len(cand)), np.zeros(len(cand))
+    for c in np.unique(labels):
+        mask = labels == c
+        idx = torch.from_numpy(np.flatnonzero(mask))
+        sc = gan_scores(models.gan(models.run_of(names[c])), cand.images[idx], cand.labels[idx], aux,
+                        device=models.device)
+        aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
+    kept, short = select(labels, aux_prob, _need_by_index(plan, names), cfg.select.min_aux_prob,
+                         cand.latent_index.numpy())
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
-                       "aux_prob": scores["aux_prob"], "realism": scores["realism"], "kept": kept})
+                       "aux_prob": aux_prob, "realism": realism, "kept": kept})
     tmp = layout.scores.with_name(layout.scores.name + ".tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(layout.scores)
-    summary = {"kept": {n: int(kept[labels == c].sum()) for c, n in enumerate(gan.class_names)},
-               "shortfall": {gan.class_names[c]: k for c, k in short.items()}}
+    summary = {"kept": {n: int(kept[labels == c].sum()) for c, n in enumerate(names)},
+               "shortfall": {names[c]: k for c, k in short.items()}}
     _write_json(layout.work / "selection.json", summary)
     return summary
 
@@ -185,16 +253,22 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
     """Write the output folder atomically, then remove the work folder. Returns the summary."""
     data = LabeledImages.load(layout.dataset)
     plan = _read_json(layout.plan)
-    train_result = TrainResult(**_read_json(layout.train_dir / "result.json"))
+    training = _read_json(layout.train_dir / "result.json")
     cand = Synthetic.load(layout.candidates) if layout.candidates.exists() else \
         Synthetic.empty(data.channels, data.size, cfg.seed)
     scores = pd.read_parquet(layout.scores) if layout.scores.exists() else \
         pd.DataFrame({"aux_prob": [], "realism": [], "kept": []})
     selection = _read_json(layout.work / "selection.json") if (layout.work / "selection.json").exists() else \
         {"shortfall": {}}
-    best = Path(train_result.best_checkpoint)
-    sha = file_sha256(best)
     names = data.class_names
+    checkpoints = []
+    for key, run in training["runs"].items():
+        best = Path(run["best_checkpoint"])
+        checkpoints.append({"path": best.relative_to(layout.work).as_posix(), "sha256": file_sha256(best),
+                            "step": run["best_step"], "steps_trained": run["step"], "quality_score": run["best_score"],
+                            "classes": [n for n, k in training["class_runs"].items() if k == key],
+                            "seconds": run["seconds"], "resumed_from": run["resumed_from"], "problems": run["problems"]})
+    generator_of = {c: f"{cfg.model.variant}@{ck['sha256'][:12]}" for ck in checkpoints for c in ck["classes"]}
     labels = cand.labels.numpy()
     kept = scores["kept"].to_numpy(bool)
     before = data.counts_by_name()
@@ -207,25 +281,27 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
         "rejected": {n: int((~kept[labels == c]).sum()) for c, n in enumerate(names)},
         "counts_after": {n: before[n] + kept_by[n] for n in names},
         "shortfall": selection["shortfall"], "normalisation": data.notes,
-        "scorers": {"aux_prob": f"{cfg.model.variant} discriminator's auxiliary class head",
+        "scorers": {"aux_prob": training["aux_scorer"],
                     "realism": "sigmoid of the discriminator's adversarial logit"},
-        "checkpoint": {"path": "train/checkpoints/best.pt", "sha256": sha, "step": train_result.best_step,
-                       "quality_score": train_result.best_score, "selected_by": "pixel-probe quality check"},
-        "training": {"steps": train_result.step, "seconds": train_result.seconds, "device": train_result.device,
-                     "resumed_from": train_result.resumed_from, "problems": train_result.problems},
+        "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
+        "checkpoint_selected_by": "pixel-probe quality check (fidelity x diversity)",
+        "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
+                     "steps": max((r["step"] for r in training["runs"].values()), default=0),
+                     "resumed_from": max((r["resumed_from"] for r in training["runs"].values()), default=0)},
         "config": cfg.to_dict(), "package_versions": package_versions(),
     }
     for n, k in selection["shortfall"].items():
         log.warning("class %r: %d synthetic images short of the plan after %d rounds", n, k, cfg.select.max_rounds)
     manifest = write_dataset(
-        layout.out, data, cand, scores, meta, generator=f"{cfg.model.variant}@{sha[:12]}",
+        layout.out, data, cand, scores, meta, generator=lambda c: generator_of.get(names[c], cfg.model.variant),
         train_dir=layout.train_dir, overwrite=cfg.out.overwrite,
         extras=lambda tmp, _m: write_report(tmp, meta, extra_sections))
     shutil.rmtree(layout.work, ignore_errors=True)
+    first = checkpoints[0] if checkpoints else {"step": 0}
     return {"out": str(layout.out), "manifest_rows": len(manifest), "class_names": names,
             "counts_before": before, "plan": plan, "kept": kept_by, "rejected": meta["rejected"],
             "counts_after": meta["counts_after"], "shortfall": selection["shortfall"],
-            "checkpoint_step": train_result.best_step, "train_seconds": train_result.seconds}
+            "checkpoint_step": first["step"], "train_seconds": training["seconds"]}
 
 
 def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path,

@@ -82,6 +82,15 @@ def plot_training_curves(stats_path: Path, path: Path) -> bool:
     return True
 
 
+def write_training_figures(run_dir: Path) -> None:
+    """training.gif from the sample grids and curves.png from stats.jsonl, inside the training folder."""
+    from augment.grids import save_gif
+
+    run_dir = Path(run_dir)
+    save_gif(sorted((run_dir / "samples").glob("grid-*.png")), run_dir / "training.gif")
+    plot_training_curves(run_dir / "stats.jsonl", run_dir / "curves.png")
+
+
 def write_report(out: Path, meta: dict, extra_sections: list[str] | None = None) -> None:
     """report.md and figures/ inside the (temporary) output folder `out`."""
     figs = out / "figures"
@@ -89,19 +98,21 @@ def write_report(out: Path, meta: dict, extra_sections: list[str] | None = None)
     plot_class_balance(meta, figs / "class_balance.png")
     parts = [f"# augment report: {meta['source']}", "",
              f"Created {meta['created_at']}; dataset fingerprint `{meta['dataset_fingerprint'][:16]}`; "
-             f"seed {meta['seed']}; checkpoint step {meta['checkpoint']['step']} "
-             f"(sha256 `{meta['checkpoint']['sha256'][:16]}`).", "",
+             f"seed {meta['seed']}; model {meta['training']['variant']}, "
+             f"{len(meta['checkpoints'])} checkpoint(s) used.", "",
              "## Counts", "", markdown_table(summary_table(meta)), "",
              "![class balance](figures/class_balance.png)", ""]
-    grids = sorted((out / "train" / "samples").glob("grid-*.png")) if (out / "train").is_dir() else []
-    best_step = meta["checkpoint"]["step"]
-    best_grid = out / "train" / "samples" / f"grid-{best_step:07d}.png"
-    if grids:
-        shown = best_grid if best_grid.exists() else grids[-1]
-        shutil.copyfile(shown, figs / "samples.png")
-        parts += ["## Samples from the chosen checkpoint (one row per class)", "", "![samples](figures/samples.png)", ""]
-    if plot_training_curves(out / "train" / "stats.jsonl", figs / "training_curves.png"):
-        parts += ["## Training", "", "![training curves](figures/training_curves.png)", ""]
+    for ck in meta.get("checkpoints", []):
+        run_dir = out / Path(ck["path"]).parents[1]
+        label = ", ".join(ck["classes"]) if len(meta["checkpoints"]) > 1 else "all classes"
+        tag = run_dir.name
+        grid = run_dir / "samples" / f"grid-{ck['step']:07d}.png"
+        if grid.exists():
+            shutil.copyfile(grid, figs / f"samples-{tag}.png")
+            parts += [f"## Samples from the chosen checkpoint, step {ck['step']} ({label}; one row per class)", "",
+                      f"![samples](figures/samples-{tag}.png)", ""]
+        if plot_training_curves(run_dir / "stats.jsonl", figs / f"training-{tag}.png"):
+            parts += [f"## Training ({label})", "", f"![training curves](figures/training-{tag}.png)", ""]
     for section in extra_sections or []:
         parts += [section, ""]
     if meta.get("shortfall"):

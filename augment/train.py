@@ -26,13 +26,15 @@ from augment.config import Config, TrainConfig
 from augment.data.labeled import LabeledImages
 from augment.errors import ConfigError
 from augment.grids import save_grid, to_uint8
-from augment.losses import LOSSES
-from augment.models import DataShape, get_variant
+from augment.diffaugment import diff_augment, parse_policy
+from augment.losses import LOSSES, gradient_penalty
+from augment.models import DataShape, StepContext, get_variant
 
 FORMAT = 1
 GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads"}
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
+                     "max_seconds", "aux_steps"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -138,7 +140,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         torch.set_num_threads(tc.threads)
     cuda = device.type == "cuda"
     variant = get_variant(cfg.model.variant)
-    adv = LOSSES["bce"]
+    adv = LOSSES[cfg.model.loss]
     shape = data_shape(data)
 
     G, D = build_networks(cfg, shape)
@@ -146,9 +148,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     if cuda:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).requires_grad_(False) if tc.ema else None
-    opt_kw: dict[str, Any] = {"fused": True} if cuda else {"foreach": True}
-    opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), **opt_kw)
-    opt_d = torch.optim.Adam(D.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), **opt_kw)
+    opt_g, opt_d = make_optimizer(G, tc, cuda), make_optimizer(D, tc, cuda)
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 1)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 2)
 
@@ -174,6 +174,10 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     B, L, K = tc.batch_size, cfg.model.latent_dim, shape.num_classes
+    policy = parse_policy(tc.diffaugment)
+    aug = (lambda x: diff_augment(x, policy, noise_gen)) if policy else (lambda x: x)
+    ctx = StepContext(adv=adv, gen=noise_gen, num_classes=K, aux_fake_weight=cfg.model.aux_fake_weight)
+    n_critic = tc.critic_steps if adv.needs_gp else 1
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     keys: list[str] | None = None
     acc: torch.Tensor | None = None
@@ -212,24 +216,32 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     G.train()
     D.train()
     for step in range(start + 1, end + 1):
-        idx = sampler(B)
-        real = images[idx].float().div_(127.5).sub_(1.0)
-        if cuda:
-            real = real.contiguous(memory_format=torch.channels_last)
-        y_real = labels[idx]
-        z = torch.randn(B, L, generator=noise_gen, device=device)
-        y_fake = torch.randint(K, (B,), generator=noise_gen, device=device)
-
-        with amp:
-            fake = G(z, y_fake)
-            d_loss, d_stats = variant.d_loss(D, real, y_real, fake.detach(), y_fake, adv)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        for k in range(n_critic):
+            idx = sampler(B)
+            real = images[idx].float().div_(127.5).sub_(1.0)
+            if cuda:
+                real = real.contiguous(memory_format=torch.channels_last)
+            y_real = labels[idx]
+            z = torch.randn(B, L, generator=noise_gen, device=device)
+            # Fake labels are uniform over classes; with a gradient penalty they pair with the real
+            # batch's (class-balanced) labels, so each interpolate has one label.
+            y_fake = y_real if adv.needs_gp else torch.randint(K, (B,), generator=noise_gen, device=device)
+            with amp, torch.set_grad_enabled(k == n_critic - 1):  # only the last fake feeds the G step
+                fake = G(z, y_fake)
+            with amp:
+                real_in, fake_in = aug(real), aug(fake.detach())
+                d_loss, d_stats = variant.d_loss(D, real_in, y_real, fake_in, y_fake, ctx)
+                if adv.needs_gp:
+                    gp = gradient_penalty(lambda x: variant.critic(D, x, y_real), real_in, fake_in, noise_gen)
+                    d_loss = d_loss + tc.gp_weight * gp
+                    d_stats["gp"] = gp.detach()
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
 
         D.requires_grad_(False)
         with amp:
-            g_loss, g_stats = variant.g_loss(D, fake, y_fake, adv)
+            g_loss, g_stats = variant.g_loss(D, aug(fake), y_fake, ctx)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -246,6 +258,8 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         acc += torch.stack([stats[k].float() for k in keys])
         n_acc += 1
 
+        if tc.max_seconds and time.perf_counter() - t0 > tc.max_seconds and step < end:
+            end = step  # out of time: log, checkpoint and stop here
         row = None
         if step % tc.log_every == 0 or step == end:
             now = time.perf_counter()
@@ -260,12 +274,22 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
             t_log = time.perf_counter()  # do not count checkpoint time as training time
         if on_progress is not None:
             on_progress(step, tc.steps, row)
+        if step == end:
+            break
 
     if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
         last_path = snapshot(start)
     best_path = ckpt_dir / ckpt.BEST
     return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
                        str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems)
+
+
+def make_optimizer(net: nn.Module, tc: TrainConfig, cuda: bool) -> torch.optim.Optimizer:
+    """Adam (beta1 0.5 by default, as DCGAN) or RMSprop (as the Keras ACGAN write-up); fused on CUDA."""
+    kw: dict[str, Any] = {"fused": True} if cuda else {"foreach": True}
+    if tc.optimizer == "rmsprop":
+        return torch.optim.RMSprop(net.parameters(), lr=tc.lr, **kw)
+    return torch.optim.Adam(net.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), **kw)
 
 
 @torch.no_grad()

@@ -52,9 +52,9 @@ def train(config: dict, out: str) -> dict:
 
     result = stage_train(config_from_dict(config), RunLayout.for_output(out), on_progress)
     update_progress_artifact(artifact, 100.0)
-    logger.info("training done: step %d, best checkpoint at step %d (quality %.3f), %.0f s on %s",
-                result["step"], result["best_step"], result["best_score"] or float("nan"), result["seconds"],
-                result["device"])
+    for key, run in result["runs"].items():
+        logger.info("training %s done: step %d, best checkpoint at step %d (quality %.3f), %.0f s on %s", key,
+                    run["step"], run["best_step"], run["best_score"] or float("nan"), run["seconds"], run["device"])
     return result
 
 

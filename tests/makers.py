@@ -24,15 +24,15 @@ def tiny_config(*sets: str, **base):
     return build_config(sets=sets, base=merged)
 
 
-def bars(label: int, size: int = 8, seed: int = 0) -> np.ndarray:
+def bars(label: int, size: int = 8, seed: int = 0, thickness: int = 1) -> np.ndarray:
     """A grayscale image with a horizontal (label 0) or vertical (label 1) bar at a random position."""
     rng = np.random.default_rng(seed)
     img = np.zeros((size, size), dtype=np.uint8)
-    pos = int(rng.integers(1, size - 1))
+    pos = int(rng.integers(1, size - thickness))
     if label == 0:
-        img[pos, :] = 255
+        img[pos:pos + thickness, :] = 255
     else:
-        img[:, pos] = 255
+        img[:, pos:pos + thickness] = 255
     return img
 
 

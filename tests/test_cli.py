@@ -73,7 +73,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(folder, tmp_path):
     cfg = tiny_config("train.steps=4", "select.min_aux_prob=0.0")
     layout = RunLayout.for_output(out)
     stage_load(str(folder), cfg, layout)
-    train(LabeledImages.load(layout.dataset), cfg, layout.train_dir, stop_after=3)  # "killed" after step 3
+    train(LabeledImages.load(layout.dataset), cfg, layout.train_dir / "all", stop_after=3)  # "killed" after step 3
     args = [a.replace("train.steps=2", "train.steps=4") for a in TINY_SETS]
     assert main(["run", "--data", str(folder), "--out", str(out), *args]) == 0
     meta = json.loads((out / "dataset.json").read_text())

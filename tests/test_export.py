@@ -47,7 +47,9 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
     assert meta["dataset_fingerprint"] == load_dataset(str(folder)).fingerprint
     assert len(meta["checkpoint"]["sha256"]) == 64 and (out / meta["checkpoint"]["path"]).is_file()
     assert meta["package_versions"]["torch"]
-    assert (out / "train" / "stats.jsonl").is_file() and list((out / "train" / "samples").glob("grid-*.png"))
+    run = out / "train" / "all"  # conditional variants train one model for all classes
+    assert (run / "stats.jsonl").is_file() and list((run / "samples").glob("grid-*.png"))
+    assert (run / "training.gif").is_file() and (run / "curves.png").is_file()
     assert (out / "figures" / "class_balance.png").is_file()
     assert "| dog | 3 | 3 | 3 |" in (out / "report.md").read_text()
     assert siblings(out) == []  # no work or temp folder left beside it

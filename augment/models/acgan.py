@@ -6,42 +6,46 @@ import torch
 from torch.nn import functional as F
 
 from augment.config import ModelConfig
-from augment.losses import AdversarialLoss
-from augment.models.backbone import Discriminator, Generator
-from augment.models.registry import DataShape, Variant, register_variant
+from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
+from augment.models.registry import DataShape, Variant, adv_stats, register_variant
 
 
 def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
-    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, "embed_mul")
+    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
-    return g, d
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, label_in_d=False) else d)
 
 
-def d_loss(D, real, y_real, fake, y_fake, adv: AdversarialLoss):
-    """Adversarial term plus cross-entropy of the class head on real and on fake images."""
+def d_loss(D, real, y_real, fake, y_fake, ctx):
+    """Adversarial term plus cross-entropy of the class head on real images (and, weighted by
+    model.aux_fake_weight, on fake images as in the original ACGAN)."""
     n = real.shape[0]
     logits, cls = D(torch.cat([real, fake]))
-    adv_loss = adv.d(logits[:n], logits[n:])
-    aux_loss = F.cross_entropy(cls[:n], y_real) + F.cross_entropy(cls[n:], y_fake)
-    stats = {"d_adv": adv_loss.detach(), "d_aux": aux_loss.detach(),
-             "d_real": torch.sigmoid(logits[:n]).mean().detach(),
-             "d_fake": torch.sigmoid(logits[n:]).mean().detach(),
+    adv_loss = ctx.adv.d(logits[:n], logits[n:])
+    aux_loss = F.cross_entropy(cls[:n], y_real)
+    if ctx.aux_fake_weight:
+        aux_loss = aux_loss + ctx.aux_fake_weight * F.cross_entropy(cls[n:], y_fake)
+    stats = {"d_adv": adv_loss.detach(), "d_aux": aux_loss.detach(), **adv_stats(logits[:n], logits[n:]),
              "aux_acc_real": (cls[:n].argmax(1) == y_real).float().mean().detach()}
     return adv_loss + aux_loss, stats
 
 
-def g_loss(D, fake, y_fake, adv: AdversarialLoss):
+def g_loss(D, fake, y_fake, ctx):
     """Fool the adversarial head and be classified as the intended class."""
     logits, cls = D(fake)
-    adv_loss = adv.g(logits)
+    adv_loss = ctx.adv.g(logits)
     aux_loss = F.cross_entropy(cls, y_fake)
     stats = {"g_adv": adv_loss.detach(), "g_aux": aux_loss.detach(),
              "aux_acc_fake": (cls.argmax(1) == y_fake).float().mean().detach()}
     return adv_loss + aux_loss, stats
 
 
+def critic(D, x, y):
+    return D(x)[0]
+
+
 def class_probs(D, x):
     return torch.softmax(D(x)[1].float(), dim=1)
 
 
-ACGAN = register_variant(Variant("acgan", build, d_loss, g_loss, class_probs))
+ACGAN = register_variant(Variant("acgan", build, d_loss, g_loss, critic, class_probs))

@@ -57,6 +57,8 @@ class Generator(nn.Module):
         self.to_image = nn.Conv2d(ch[-1], channels, 3, 1, 1)
         self.ch0 = ch[0]
         dcgan_init(self)
+        if self.embed is not None:  # z * embed(y) must keep z's scale: N(0, 1) as nn.Embedding's own default
+            nn.init.normal_(self.embed.weight, 0.0, 1.0)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditioning == "embed_mul":
@@ -69,27 +71,56 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image -> (adversarial logit (N,), class logits (N, K) or None).
+    """(image[, label]) -> (adversarial logit (N,), class logits (N, K) or None).
 
-    `aux_classes` > 0 adds ACGAN's auxiliary classification head over the same features.
+    aux_classes > 0 adds ACGAN's auxiliary classification head over the same features.
+    conditioning (with num_classes) lets the label in: 'channels' appends one-hot label planes to
+    the image (the WGAN-GP CGAN write-up), 'projection' adds <embed(y), features> to the logit
+    (Miyato & Koyama's projection discriminator), 'none' ignores it.
     """
 
-    def __init__(self, channels: int, size: int, width: int, aux_classes: int = 0) -> None:
+    def __init__(self, channels: int, size: int, width: int, aux_classes: int = 0,
+                 conditioning: str = "none", num_classes: int = 0) -> None:
         super().__init__()
+        self.conditioning, self.num_classes = conditioning, num_classes
         stages, s0 = layout(size)
         ch = list(reversed(widths(width, stages)))  # full resolution first
-        self.stem = nn.Sequential(nn.Conv2d(channels, ch[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+        in_ch = channels + (num_classes if conditioning == "channels" else 0)
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, ch[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
         self.down = nn.Sequential(*[
             nn.Sequential(nn.Conv2d(ch[j], ch[j + 1], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
             for j in range(stages)])
         self.feature_dim = ch[-1] * s0 * s0
         self.adv = nn.Linear(self.feature_dim, 1)
         self.aux = nn.Linear(self.feature_dim, aux_classes) if aux_classes else None
+        self.embed = nn.Embedding(num_classes, self.feature_dim) if conditioning == "projection" else None
         dcgan_init(self)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditioning == "channels":
+            planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
         return self.down(self.stem(x)).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.features(x)
-        return self.adv(h).squeeze(1), (self.aux(h) if self.aux is not None else None)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.features(x, y)
+        logit = self.adv(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(y) * h).sum(1)
+        return logit, (self.aux(h) if self.aux is not None else None)
+
+
+def wants_spectral_norm(setting: bool | str, label_in_d: bool) -> bool:
+    """model.spectral_norm: true/false as given; 'auto' is on for discriminators that take the label
+    (cgan, gan-cls): without it they were slow to learn the label at all (see README)."""
+    return label_in_d if setting == "auto" else bool(setting)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation of every conv, linear and embedding weight (Miyato et al. 2018)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            spectral_norm(m)
+    return module

@@ -1,4 +1,4 @@
-"""Registry of GAN variants: each is a builder plus two loss functions plugged into the one training loop."""
+"""Registry of GAN variants: each is a builder plus small loss functions plugged into the one training loop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from augment.losses import AdversarialLoss
 
 Tensor = torch.Tensor
 Stats = dict[str, Tensor]
+ALL_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 
 
 @dataclass(frozen=True)
@@ -22,22 +23,42 @@ class DataShape:
     num_classes: int
 
 
+@dataclass
+class StepContext:
+    """What a variant's loss functions may use besides the networks and the batch."""
+
+    adv: AdversarialLoss
+    gen: torch.Generator  # for any random draw (e.g. mismatched labels), so runs stay reproducible
+    num_classes: int
+    aux_fake_weight: float = 0.0
+
+
 @dataclass(frozen=True)
 class Variant:
     """A GAN variant.
 
     build(model_cfg, shape) -> (generator, discriminator)
-    d_loss(D, real, y_real, fake, y_fake, adv) -> (loss, stats): the discriminator's objective
-    g_loss(D, fake, y_fake, adv) -> (loss, stats): the generator's objective
-    class_probs(D, x) -> (N, K) probabilities of each class, or None where D has no class head
+    d_loss(D, real, y_real, fake, y_fake, ctx) -> (loss, stats): the discriminator's objective
+    g_loss(D, fake, y_fake, ctx) -> (loss, stats): the generator's objective
+    critic(D, x, y) -> adversarial logits, as the gradient penalty sees them
+    class_probs(D, x) -> (N, K) class probabilities from D's own class head, or None (no head:
+        the pipeline trains a separate auxiliary classifier on the real images)
+    conditional: False for unconditional generators (one is trained per class that needs images)
     """
 
     name: str
     build: Callable[[ModelConfig, DataShape], tuple[nn.Module, nn.Module]]
     d_loss: Callable[..., tuple[Tensor, Stats]]
     g_loss: Callable[..., tuple[Tensor, Stats]]
+    critic: Callable[[nn.Module, Tensor, Tensor], Tensor]
     class_probs: Callable[[nn.Module, Tensor], Tensor | None]
-    losses: tuple[str, ...] = ("bce",)
+    losses: tuple[str, ...] = ALL_LOSSES
+    conditional: bool = True
+    min_classes: int = 1
+
+    @property
+    def has_class_head(self) -> bool:
+        return self.class_probs is not no_class_head
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -50,3 +71,11 @@ def register_variant(variant: Variant) -> Variant:
 
 def get_variant(name: str) -> Variant:
     return VARIANTS[name]
+
+
+def no_class_head(D: nn.Module, x: Tensor) -> None:
+    return None
+
+
+def adv_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
+    return {"d_real": real_logits.float().mean().detach(), "d_fake": fake_logits.float().mean().detach()}

@@ -45,11 +45,14 @@ class PixelProbe:
                                        for c in range(real.num_classes)]))
         x = pixels(real.images[keep])
         self.num_classes = real.num_classes
-        self.clf = fit_pixel_logreg(x, y[keep], seed)
+        # one class: nothing to tell apart, so fidelity is trivially 1 and only diversity counts
+        self.clf = fit_pixel_logreg(x, y[keep], seed) if real.num_classes > 1 else None
         self.real_spread = np.array([mean_pairwise_distance(x[y[keep] == c]) for c in range(real.num_classes)])
 
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:
         """(N, K) probabilities; columns follow class indices even if a class was absent when fitting."""
+        if self.clf is None:
+            return np.ones((len(images), 1))
         p = self.clf.predict_proba(pixels(images))
         out = np.zeros((len(p), self.num_classes), dtype=np.float64)
         out[:, self.clf.classes_] = p
@@ -67,9 +70,12 @@ class PixelProbe:
         div = np.minimum(1.0, spread / np.maximum(self.real_spread[present], 1e-8))
         return {"score": float((acc * div).mean()), "accuracy": float(acc.mean()), "diversity": float(div.mean())}
 
-    def quality_fn(self, n_per_class: int = 64):
-        """The `quality` callback `augment.train.train` expects."""
+    def quality_fn(self, n_per_class: int = 64, label_map: list[int] | None = None):
+        """The `quality` callback `augment.train.train` expects. `label_map[i]` is the dataset class of
+        the model's class i (a per-class model's only class 0 is some class c of the dataset)."""
         def check(sample):
             images, labels = sample(n_per_class)
+            if label_map is not None:
+                labels = torch.as_tensor(label_map)[labels]
             return self.judge(images, labels)
         return check

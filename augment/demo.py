@@ -9,11 +9,10 @@ from augment.data.labeled import LabeledImages
 from augment.evaluate import logreg_arms
 from augment.generate import Synthetic
 from augment.pipeline import RunLayout
-from augment.report import markdown_table
 from augment.score.probe import pixels
 
 
-def downstream_section(layout: RunLayout, test: LabeledImages, seed: int) -> tuple[pd.DataFrame, str]:
+def downstream_section(layout: RunLayout, test: LabeledImages, seed: int) -> tuple[pd.DataFrame, tuple[str, pd.DataFrame]]:
     """Compare arms on the held-out split using the run's work files (before they are exported)."""
     real = LabeledImages.load(layout.dataset)
     if layout.candidates.exists():
@@ -24,9 +23,4 @@ def downstream_section(layout: RunLayout, test: LabeledImages, seed: int) -> tup
         x_syn, y_syn = pixels(real.images[:0]), real.labels.numpy()[:0]
     df = logreg_arms(pixels(real.images), real.labels.numpy(), x_syn, y_syn, pixels(test.images),
                      test.labels.numpy(), real.num_classes, seed)
-    shown = df.copy()
-    for c in ("balanced_accuracy", "macro_f1", "tail_recall"):
-        shown[c] = shown[c].map(lambda v: f"{v:.4f}")
-    section = ("## Downstream check (logistic regression on pixels, held-out test split)\n\n"
-               + markdown_table(shown))
-    return df, section
+    return df, ("Downstream check (logistic regression on pixels, held-out test split)", df)

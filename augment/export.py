@@ -22,8 +22,9 @@ from augment.data.names import class_dirs
 from augment.errors import OutputError
 from augment.generate import Synthetic
 
+SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
 MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
-                    "latent_index", "round", "aux_prob", "realism", "kept"]
+                    "latent_index", "round", *SCORE_COLUMNS]
 
 
 def synthetic_id(label: int, seed: int, latent_index: int) -> str:
@@ -99,7 +100,8 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "label": labels, "class_name": [real.class_names[c] for c in labels], "split": "train",
         "is_synthetic": False, "source_id": real.sample_ids, "generator": "", "seed": pd.array([pd.NA] * n, "Int64"),
         "latent_index": pd.array([pd.NA] * n, "Int64"), "round": pd.array([pd.NA] * n, "Int64"),
-        "aux_prob": np.nan, "realism": np.nan, "kept": True, "_pixel": np.arange(n)})
+        "aux_prob": np.nan, "ext_prob": np.nan, "ext_pred": pd.array([pd.NA] * n, "Int64"), "realism": np.nan,
+        "nn_distance": np.nan, "kept": True, "reject_reason": "", "_pixel": np.arange(n)})
     ys, li = synth.labels.numpy(), synth.latent_index.numpy()
     kept = scores["kept"].to_numpy(bool)
     syn_rows = pd.DataFrame({
@@ -108,8 +110,10 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "label": ys, "class_name": [real.class_names[c] for c in ys], "split": "train", "is_synthetic": True,
         "source_id": "", "generator": [generator(c) for c in ys], "seed": pd.array([synth.seed] * len(ys), "Int64"),
         "latent_index": pd.array(li, "Int64"), "round": pd.array(synth.rounds.numpy(), "Int64"),
-        "aux_prob": scores["aux_prob"].to_numpy(float), "realism": scores["realism"].to_numpy(float), "kept": kept,
-        "_pixel": n + np.arange(len(ys))})
+        "aux_prob": scores["aux_prob"].to_numpy(float), "ext_prob": scores["ext_prob"].to_numpy(float),
+        "ext_pred": pd.array(scores["ext_pred"].to_numpy(), "Int64"), "realism": scores["realism"].to_numpy(float),
+        "nn_distance": scores["nn_distance"].to_numpy(float), "kept": kept,
+        "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "_pixel": n + np.arange(len(ys))})
     syn_rows = syn_rows.sort_values(["label", "latent_index"], kind="stable")
     return pd.concat([real_rows, syn_rows], ignore_index=True)[MANIFEST_COLUMNS + ["_pixel"]]
 

@@ -28,14 +28,16 @@ from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.data.readers import load_dataset
 from augment.errors import ConfigError
-from augment.export import check_output_target, write_dataset
+from augment.export import SCORE_COLUMNS, check_output_target, write_dataset
 from augment.generate import Synthetic, generate, load_gan
 from augment.models import get_variant
 from augment.provenance import now_iso, package_versions
 from augment.report import write_report, write_training_figures
 from augment.score.aux_classifier import DESCRIPTION as AUX_DESCRIPTION
 from augment.score.aux_classifier import load_aux_classifier, train_aux_classifier
+from augment.score.external import classification_accuracy_score, fit_external
 from augment.score.gan_scores import gan_scores
+from augment.score.metrics import MetricInputs, nearest_distance, quality_table
 from augment.score.probe import PixelProbe
 from augment.select import select
 from augment.train import ProgressFn, resolve_device, train, training_signature
@@ -221,9 +223,26 @@ def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict
     return {"round": round_index, "generated": {data_names[c]: n for c, n in todo.items()}, "candidates": len(allc)}
 
 
+def _external(cfg: Config, layout: RunLayout, data: LabeledImages, device: torch.device):
+    """The external classifier (fitted once per run and cached for the 'cnn' recipe), its report,
+    and the real images' features."""
+    ext, report = fit_external(data, cfg.score.external, seed=cfg.seed, device=device,
+                               steps=cfg.score.external_steps, floor=cfg.score.min_external_accuracy,
+                               cache=layout.work / "external.pt")
+    feats_path = layout.work / "real_features.npy"
+    if feats_path.exists():
+        real_feats = np.load(feats_path)
+    else:
+        real_feats = ext.predict(data.images)[1].astype(np.float32)
+        atomic_write_bytes(feats_path, lambda fh: np.save(fh, real_feats))
+    return ext, report, real_feats
+
+
 def stage_score(cfg: Config, layout: RunLayout) -> dict:
-    """Score every candidate with the GAN that made it and select per class; report shortfalls."""
-    names = LabeledImages.load(layout.dataset).class_names
+    """Score every candidate (GAN class head or auxiliary classifier, discriminator realism, external
+    classifier, nearest real image in its feature space) and select per class; report shortfalls."""
+    data = LabeledImages.load(layout.dataset)
+    names = data.class_names
     plan = _read_json(layout.plan)
     models = _Models(layout, resolve_device(cfg.train.device))
     aux = models.aux_classifier()
@@ -236,20 +255,54 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
         sc = gan_scores(models.gan(models.run_of(names[c])), cand.images[idx], cand.labels[idx], aux,
                         device=models.device)
         aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
-    kept, short = select(labels, aux_prob, _need_by_index(plan, names), cfg.select.min_aux_prob,
-                         cand.latent_index.numpy())
+    ext, ext_report, real_feats = _external(cfg, layout, data, models.device)
+    probs, feats = ext.predict(cand.images)
+    feats = feats.astype(np.float32)
+    ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
+    ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
+    nn = nearest_distance(feats, real_feats)
+    copy_threshold = float(np.percentile(nearest_distance(real_feats, real_feats, exclude_self=True),
+                                         cfg.select.copy_percentile))
+    sel = select(labels, _need_by_index(plan, names), cfg.select, aux_prob=aux_prob, ext_prob=ext_prob,
+                 ext_pred=ext_pred, nn_distance=nn, features=feats, copy_threshold=copy_threshold,
+                 latent_index=cand.latent_index.numpy())
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
-                       "aux_prob": aux_prob, "realism": realism, "kept": kept})
+                       "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
+                       "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason})
     tmp = layout.scores.with_name(layout.scores.name + ".tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(layout.scores)
-    summary = {"kept": {n: int(kept[labels == c].sum()) for c, n in enumerate(names)},
-               "shortfall": {names[c]: k for c, k in short.items()}}
+    atomic_write_bytes(layout.work / "candidate_features.npy", lambda fh: np.save(fh, feats))
+    summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
+               "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
+               "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
+               "copy_threshold": copy_threshold, "external": ext_report.to_dict()}
     _write_json(layout.work / "selection.json", summary)
     return summary
 
 
-def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | None = None) -> dict:
+def _quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Synthetic, scores: pd.DataFrame,
+             selection: dict) -> pd.DataFrame | None:
+    """Metrics of the kept synthetic images per class and overall, plus the classification accuracy
+    score (the external recipe trained on kept synthetic images only, tested on held-out real ones)."""
+    feats_path = layout.work / "candidate_features.npy"
+    if not len(cand) or not feats_path.exists():
+        return None
+    kept = scores["kept"].to_numpy(bool).copy()
+    if not kept.any():
+        return None
+    real_feats, feats = np.load(layout.work / "real_features.npy"), np.load(feats_path)
+    inputs = MetricInputs(real_feats, feats[kept], cand.labels.numpy()[kept], scores["ext_pred"].to_numpy()[kept],
+                          data.num_classes, selection["copy_threshold"], scores["nn_distance"].to_numpy()[kept])
+    table = quality_table(real_feats, data.labels.numpy(), inputs, data.class_names, seed=cfg.seed)
+    if cfg.score.cas:
+        cas = classification_accuracy_score(cand.images[torch.from_numpy(kept)], cand.labels[torch.from_numpy(kept)],
+                                            data, cfg)
+        table["cas"] = [cas.get(name, float("nan")) for name in table["class"]]
+    return table
+
+
+def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str, pd.DataFrame]] | None = None) -> dict:
     """Write the output folder atomically, then remove the work folder. Returns the summary."""
     data = LabeledImages.load(layout.dataset)
     plan = _read_json(layout.plan)
@@ -257,9 +310,10 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
     cand = Synthetic.load(layout.candidates) if layout.candidates.exists() else \
         Synthetic.empty(data.channels, data.size, cfg.seed)
     scores = pd.read_parquet(layout.scores) if layout.scores.exists() else \
-        pd.DataFrame({"aux_prob": [], "realism": [], "kept": []})
+        pd.DataFrame({c: [] for c in SCORE_COLUMNS})
     selection = _read_json(layout.work / "selection.json") if (layout.work / "selection.json").exists() else \
-        {"shortfall": {}}
+        {"shortfall": {}, "rejected_by": {}, "external": None, "copy_threshold": None}
+    quality = _quality(cfg, layout, data, cand, scores, selection)
     names = data.class_names
     checkpoints = []
     for key, run in training["runs"].items():
@@ -282,7 +336,13 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
         "counts_after": {n: before[n] + kept_by[n] for n in names},
         "shortfall": selection["shortfall"], "normalisation": data.notes,
         "scorers": {"aux_prob": training["aux_scorer"],
-                    "realism": "sigmoid of the discriminator's adversarial logit"},
+                    "realism": "sigmoid of the discriminator's adversarial logit",
+                    "ext_prob": f"external classifier '{cfg.score.external}' trained on the real images only",
+                    "nn_distance": "distance to the nearest real training image in the external classifier's "
+                                   "feature space"},
+        "external_classifier": selection["external"], "copy_threshold": selection["copy_threshold"],
+        "rejected_by": selection["rejected_by"],
+        "quality": quality.to_dict(orient="records") if quality is not None else None,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
         "checkpoint_selected_by": "pixel-probe quality check (fidelity x diversity)",
         "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
@@ -295,10 +355,11 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
     manifest = write_dataset(
         layout.out, data, cand, scores, meta, generator=lambda c: generator_of.get(names[c], cfg.model.variant),
         train_dir=layout.train_dir, overwrite=cfg.out.overwrite,
-        extras=lambda tmp, _m: write_report(tmp, meta, extra_sections))
+        extras=lambda tmp, m: write_report(tmp, meta, m, quality, extra_sections))
     shutil.rmtree(layout.work, ignore_errors=True)
     first = checkpoints[0] if checkpoints else {"step": 0}
     return {"out": str(layout.out), "manifest_rows": len(manifest), "class_names": names,
+            "quality": meta["quality"], "external_classifier": meta["external_classifier"],
             "counts_before": before, "plan": plan, "kept": kept_by, "rejected": meta["rejected"],
             "counts_after": meta["counts_after"], "shortfall": selection["shortfall"],
             "checkpoint_step": first["step"], "train_seconds": training["seconds"]}
@@ -306,7 +367,7 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[str] | Non
 
 def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path,
                  on_progress: ProgressFn | None = None, on_stage: Callable[[str], None] | None = None,
-                 before_export: Callable[[RunLayout], list[str]] | None = None) -> dict:
+                 before_export: Callable[[RunLayout], list[tuple[str, pd.DataFrame]]] | None = None) -> dict:
     """Every stage in order; `on_stage(name)` is told as each one starts. `before_export(layout)` may
     return extra markdown sections for the report (the demo's downstream check)."""
     layout = RunLayout.for_output(out)

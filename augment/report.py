@@ -1,48 +1,76 @@
-"""The run report: a summary table and figures (class balance, samples, training curves) in report.md."""
+"""The run report: counts, quality and pictures, written as report.md and a self-contained report.html.
+
+The report is a list of blocks (headings, text, tables, images) rendered twice: to markdown with the
+figures beside it in figures/, and to HTML with the figures embedded, so the HTML file can be
+mailed or opened anywhere on its own.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
+Block = tuple  # ("h1" | "h2" | "p" | "warn", text) | ("table", DataFrame) | ("img", relpath, alt)
+MAX_CLASSES_SHOWN = 20
+
+
+# ---------------------------------------------------------------- tables
 
 def summary_table(meta: dict) -> pd.DataFrame:
     """Per class: real count, plan, kept and rejected synthetic, total after, shortfall."""
-    names = meta["class_names"]
-    rows = []
-    for n in names:
-        rows.append({"class": n, "real": meta["counts_before"][n], "planned": meta["plan"][n],
-                     "kept": meta["kept"][n], "rejected": meta["rejected"][n], "after": meta["counts_after"][n],
-                     "short": meta["shortfall"].get(n, 0)})
+    rows = [{"class": n, "real": meta["counts_before"][n], "planned": meta["plan"][n], "kept": meta["kept"][n],
+             "rejected": meta["rejected"][n], "after": meta["counts_after"][n], "short": meta["shortfall"].get(n, 0)}
+            for n in meta["class_names"]]
     df = pd.DataFrame(rows)
     total = {"class": "all", **{c: int(df[c].sum()) for c in df.columns if c != "class"}}
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "–" if np.isnan(v) else f"{v:.4g}"
+    return str(v)
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
     return "\n".join(lines)
 
 
+def html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------- figures
+
 def plot_class_balance(meta: dict, path: Path) -> None:
-    names = meta["class_names"]
+    names = meta["class_names"][:60]
     before = [meta["counts_before"][n] for n in names]
     kept = [meta["kept"][n] for n in names]
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(names) + 2), 3))
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(names) + 2), 3))
     ax.bar(names, before, label="real")
     ax.bar(names, kept, bottom=before, label="synthetic (kept)")
     ax.set_ylabel("images")
     ax.set_title("Class balance before and after")
+    ax.tick_params(axis="x", labelrotation=90 if len(names) > 12 else 0)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -63,9 +91,9 @@ def plot_training_curves(stats_path: Path, path: Path) -> bool:
         axes[0].plot(df["step"], df[k], label=k)
     axes[0].set_title("losses")
     axes[0].legend()
-    for k in [c for c in ("d_real", "d_fake", "aux_acc_real", "aux_acc_fake") if c in df]:
+    for k in [c for c in ("d_real", "d_fake", "aux_acc_real", "aux_acc_fake", "gp") if c in df]:
         axes[1].plot(df["step"], df[k], label=k)
-    axes[1].set_title("discriminator")
+    axes[1].set_title("discriminator (mean logits, accuracies)")
     axes[1].legend(fontsize=7)
     if quality_rows:
         q = pd.DataFrame(quality_rows)
@@ -91,17 +119,102 @@ def write_training_figures(run_dir: Path) -> None:
     plot_training_curves(run_dir / "stats.jsonl", run_dir / "curves.png")
 
 
-def write_report(out: Path, meta: dict, extra_sections: list[str] | None = None) -> None:
-    """report.md and figures/ inside the (temporary) output folder `out`."""
+def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
+    """One row per class with synthetic images: up to 8 kept on the left, up to 8 rejected on the right."""
+    syn = manifest[manifest["is_synthetic"]]
+    classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
+    if not classes:
+        return False
+    fig, axes = plt.subplots(len(classes), 2 * per_side + 1, figsize=(0.6 * (2 * per_side + 1) + 1.5, 0.65 * len(classes) + 0.6),
+                             squeeze=False)
+    for r, name in enumerate(classes):
+        rows = syn[syn["class_name"] == name]
+        kept = rows[rows["kept"]].head(per_side)
+        rejected = rows[~rows["kept"]].head(per_side)
+        for j in range(2 * per_side + 1):
+            axes[r, j].axis("off")
+        for j, (_, row) in enumerate(kept.iterrows()):
+            axes[r, j].imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
+        for j, (_, row) in enumerate(rejected.iterrows()):
+            ax = axes[r, per_side + 1 + j]
+            ax.imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
+            ax.set_title(row["reject_reason"], fontsize=5, pad=1)
+        axes[r, 0].text(-0.4, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    axes[0, per_side // 2].set_title("kept", fontsize=9, pad=8)
+    axes[0, per_side + 1 + per_side // 2].set_title("rejected", fontsize=9, pad=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: float | None) -> bool:
+    """Per class (rows): histograms of aux_prob, ext_prob and nn_distance, kept and rejected stacked."""
+    syn = manifest[manifest["is_synthetic"]]
+    classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
+    if not classes:
+        return False
+    cols = ["aux_prob", "ext_prob", "nn_distance"]
+    fig, axes = plt.subplots(len(classes), 3, figsize=(9, 1.3 * len(classes) + 0.6), squeeze=False)
+    for r, name in enumerate(classes):
+        rows = syn[syn["class_name"] == name]
+        for j, col in enumerate(cols):
+            ax = axes[r, j]
+            values = rows[col].to_numpy(float)
+            if np.isfinite(values).any():
+                lo, hi = (0.0, 1.0) if col != "nn_distance" else (0.0, float(np.nanmax(values)) or 1.0)
+                bins = np.linspace(lo, hi, 21)
+                ax.hist([rows.loc[rows["kept"], col], rows.loc[~rows["kept"], col]], bins=bins, stacked=True,
+                        color=["tab:green", "tab:red"], label=["kept", "rejected"])
+                if col == "nn_distance" and copy_threshold:
+                    ax.axvline(copy_threshold, color="k", lw=0.8, ls="--")
+            ax.tick_params(labelsize=6)
+            if r == 0:
+                ax.set_title(col if col != "nn_distance" else "nn_distance (-- copy threshold)", fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- document
+
+def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.DataFrame | None,
+                 extra: list[tuple[str, pd.DataFrame]] | None) -> list[Block]:
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
+    b: list[Block] = [("h1", f"augment report: {meta['source']}"),
+                      ("p", f"Created {meta['created_at']}; dataset fingerprint {meta['dataset_fingerprint'][:16]}; "
+                            f"seed {meta['seed']}; model {meta['training']['variant']} "
+                            f"({len(meta['checkpoints'])} checkpoint(s), {meta['training']['seconds']:.0f} s of "
+                            f"training on {meta['training']['device']}).")]
+    b += [("h2", "Counts"), ("table", summary_table(meta))]
     plot_class_balance(meta, figs / "class_balance.png")
-    parts = [f"# augment report: {meta['source']}", "",
-             f"Created {meta['created_at']}; dataset fingerprint `{meta['dataset_fingerprint'][:16]}`; "
-             f"seed {meta['seed']}; model {meta['training']['variant']}, "
-             f"{len(meta['checkpoints'])} checkpoint(s) used.", "",
-             "## Counts", "", markdown_table(summary_table(meta)), "",
-             "![class balance](figures/class_balance.png)", ""]
+    b.append(("img", "figures/class_balance.png", "class balance before and after"))
+    if meta.get("rejected_by"):
+        b.append(("p", "Rejected candidates by first failed check: " +
+                  ", ".join(f"{k} {v}" for k, v in sorted(meta["rejected_by"].items())) + "."))
+    ext = meta.get("external_classifier")
+    if ext:
+        b += [("h2", "External classifier"),
+              ("p", f"'{ext['kind']}', trained on {ext['n_train']} real images only; on {ext['n_holdout']} held-out "
+                    f"real images it reaches accuracy {_fmt(ext['holdout_accuracy'])} and balanced accuracy "
+                    f"{_fmt(ext['holdout_balanced_accuracy'])}.")]
+        if ext["weak"]:
+            b.append(("warn", f"The external classifier is too weak to judge (balanced accuracy below "
+                              f"{ext['floor']}): its ext_prob, agreement and the metrics below say little. Use a "
+                              "stronger one (score.external) or more real data."))
+    if quality is not None:
+        b += [("h2", "Quality of the kept synthetic images"),
+              ("p", "In the external classifier's feature space. cas: classification accuracy score, the "
+                    "external recipe trained on kept synthetic images only and tested on held-out real images "
+                    "(per-class recall; balanced accuracy overall)."),
+              ("table", quality)]
+    if plot_kept_rejected(out, manifest, figs / "kept_rejected.png"):
+        b += [("h2", "Kept and rejected samples"), ("img", "figures/kept_rejected.png", "kept and rejected samples")]
+    if plot_score_histograms(manifest, figs / "score_histograms.png", meta.get("copy_threshold")):
+        b += [("h2", "Scores per class"), ("img", "figures/score_histograms.png", "score histograms")]
     for ck in meta.get("checkpoints", []):
         run_dir = out / Path(ck["path"]).parents[1]
         label = ", ".join(ck["classes"]) if len(meta["checkpoints"]) > 1 else "all classes"
@@ -109,13 +222,70 @@ def write_report(out: Path, meta: dict, extra_sections: list[str] | None = None)
         grid = run_dir / "samples" / f"grid-{ck['step']:07d}.png"
         if grid.exists():
             shutil.copyfile(grid, figs / f"samples-{tag}.png")
-            parts += [f"## Samples from the chosen checkpoint, step {ck['step']} ({label}; one row per class)", "",
-                      f"![samples](figures/samples-{tag}.png)", ""]
+            b += [("h2", f"Generator samples at the chosen step {ck['step']} ({label}; one row per class)"),
+                  ("img", f"figures/samples-{tag}.png", "samples")]
         if plot_training_curves(run_dir / "stats.jsonl", figs / f"training-{tag}.png"):
-            parts += [f"## Training ({label})", "", f"![training curves](figures/training-{tag}.png)", ""]
-    for section in extra_sections or []:
-        parts += [section, ""]
+            b += [("h2", f"Training ({label})"), ("img", f"figures/training-{tag}.png", "training curves")]
+    for title, table in extra or []:
+        b += [("h2", title), ("table", table)]
     if meta.get("shortfall"):
-        parts += ["## Warnings", "", *[f"- class '{k}' is {v} images short of the plan" for k, v in
-                                       meta["shortfall"].items()], ""]
-    (out / "report.md").write_text("\n".join(parts))
+        b += [("h2", "Warnings")] + [("warn", f"class '{k}' is {v} images short of the plan")
+                                     for k, v in meta["shortfall"].items()]
+    return b
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    parts = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h1":
+            parts.append(f"# {blk[1]}")
+        elif kind == "h2":
+            parts.append(f"## {blk[1]}")
+        elif kind == "p":
+            parts.append(blk[1])
+        elif kind == "warn":
+            parts.append(f"> **Warning:** {blk[1]}")
+        elif kind == "table":
+            parts.append(markdown_table(blk[1]))
+        elif kind == "img":
+            parts.append(f"![{blk[2]}]({blk[1]})")
+    return "\n\n".join(parts) + "\n"
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+       "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+       "img{max-width:100%;border:1px solid #eee}.warn{background:#fff4e5;border-left:4px solid #f0a000;"
+       "padding:.5em 1em}")
+
+
+def to_html(blocks: list[Block], base: Path) -> str:
+    parts = []
+    title = next((blk[1] for blk in blocks if blk[0] == "h1"), "augment report")
+    for blk in blocks:
+        kind = blk[0]
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(blk[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(blk[1])}</p>")
+        elif kind == "warn":
+            parts.append(f'<p class="warn"><b>Warning:</b> {html.escape(blk[1])}</p>')
+        elif kind == "table":
+            parts.append(html_table(blk[1]))
+        elif kind == "img":
+            data = base64.b64encode((base / blk[1]).read_bytes()).decode()
+            parts.append(f'<p><img alt="{html.escape(blk[2])}" src="data:image/png;base64,{data}"></p>')
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.DataFrame | None = None,
+                 extra: list[tuple[str, pd.DataFrame]] | None = None) -> list[Block]:
+    """report.md (+ figures/) and a self-contained report.html inside the output folder `out`."""
+    blocks = build_blocks(Path(out), meta, manifest, quality, extra)
+    (Path(out) / "report.md").write_text(to_markdown(blocks))
+    (Path(out) / "report.html").write_text(to_html(blocks, Path(out)))
+    if quality is not None:
+        quality.to_csv(Path(out) / "quality.csv", index=False)
+    return blocks

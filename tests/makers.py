@@ -12,8 +12,13 @@ from augment.config import build_config
 TINY = {
     "image": {"size": 8},
     "model": {"latent_dim": 4, "width": 4},
-    "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "device": "cpu"},
+    "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "device": "cpu", "aux_steps": 5},
+    "score": {"external": "logreg"},
 }
+# A two-step GAN makes noise: these settings keep every candidate the plan needs, so that tests about
+# layout and bookkeeping do not depend on how good the images are.
+KEEP_ALL = ("select.min_aux_prob=0.0", "select.min_ext_prob=0.0", "select.require_agreement=false",
+            "select.reject_copies=false", "select.reject_duplicates=false")
 
 
 def tiny_config(*sets: str, **base):

@@ -9,11 +9,11 @@ from augment.cli import main
 from augment.pipeline import RunLayout, stage_load
 from augment.data import LabeledImages
 from augment.train import train
-from makers import make_image_folder, tiny_config
+from makers import KEEP_ALL, make_image_folder, tiny_config
 
 TINY_SETS = ["--set", "image.size=8", "--set", "model.latent_dim=4", "--set", "model.width=4",
              "--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "train.checkpoint_every=1",
-             "--set", "select.min_aux_prob=0.0", "--quiet"]
+             "--set", "score.external=logreg", *[a for kv in KEEP_ALL for a in ("--set", kv)], "--quiet"]
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_existing_non_empty_out_exits_2_and_is_untouched(folder, tmp_path, capsy
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(folder, tmp_path):
     out = tmp_path / "out"
-    cfg = tiny_config("train.steps=4", "select.min_aux_prob=0.0")
+    cfg = tiny_config("train.steps=4", *KEEP_ALL)
     layout = RunLayout.for_output(out)
     stage_load(str(folder), cfg, layout)
     train(LabeledImages.load(layout.dataset), cfg, layout.train_dir / "all", stop_after=3)  # "killed" after step 3

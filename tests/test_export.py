@@ -8,9 +8,9 @@ from augment import export
 from augment.data import load_dataset
 from augment.errors import OutputError
 from augment.pipeline import run_pipeline
-from makers import make_image_folder, make_manifest, tiny_config
+from makers import KEEP_ALL, make_image_folder, make_manifest, tiny_config
 
-CFG = ("select.min_aux_prob=0.0",)
+CFG = KEEP_ALL
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
     summary = run_pipeline(str(folder), tiny_config(*CFG), out)
     assert summary["counts_after"] == {"cat": 6, "dog": 6} and summary["kept"] == {"cat": 0, "dog": 3}
     assert sorted(os.listdir(out)) == ["dataset.json", "figures", "images", "manifest.csv", "manifest.parquet",
-                                       "rejected", "report.md", "train"]
+                                       "quality.csv", "rejected", "report.html", "report.md", "train"]
     m = pd.read_parquet(out / "manifest.parquet")
     for col in ("path", "label", "class_name", "is_synthetic", "source_id", "seed", "aux_prob", "kept", "realism",
                 "latent_index", "generator", "split"):

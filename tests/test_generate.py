@@ -1,10 +1,8 @@
-import numpy as np
 import torch
 
 from augment.data import LabeledImages
 from augment.generate import Synthetic, generate, latents, load_gan
 from augment.score.gan_scores import gan_scores
-from augment.select import select
 from augment.train import train
 from makers import tiny_config
 
@@ -49,14 +47,3 @@ def test_gan_scores_are_probabilities(tmp_path):
     scores = gan_scores(gan, syn.images, syn.labels)
     for k in ("aux_prob", "realism"):
         assert scores[k].shape == (8,) and ((scores[k] >= 0) & (scores[k] <= 1)).all()
-
-
-def test_select_keeps_passing_candidates_in_latent_order_and_reports_shortfall():
-    labels = np.array([0, 0, 0, 1, 1, 1, 1])
-    aux = np.array([0.9, 0.2, 0.8, 0.95, 0.6, 0.7, 0.1])
-    latent = np.array([2, 1, 0, 0, 1, 2, 3])
-    kept, short = select(labels, aux, {0: 2, 1: 2}, 0.5, latent)
-    assert kept.tolist() == [True, False, True, True, True, False, False]
-    assert short == {}
-    kept, short = select(labels, aux, {0: 3, 1: 4}, 0.5, latent)
-    assert kept.sum() == 5 and short == {0: 1, 1: 1}

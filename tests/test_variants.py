@@ -12,7 +12,7 @@ from augment.errors import ConfigError
 from augment.models import VARIANTS
 from augment.pipeline import run_pipeline
 from augment.train import train
-from makers import bars, make_image_folder, tiny_config
+from makers import KEEP_ALL, bars, make_image_folder, tiny_config
 
 ALLOWED = [(v, loss) for v, variant in sorted(VARIANTS.items()) for loss in variant.losses]
 REFUSED = [(v, loss) for v, variant in sorted(VARIANTS.items())
@@ -89,7 +89,7 @@ def test_64px_rgb_backbone_builds_and_steps(tmp_path):
 def test_dcgan_trains_one_generator_per_class_that_needs_images(tmp_path):
     folder = make_image_folder(tmp_path / "ds", {"many": 6, "few": 3, "fewer": 2}, size=8)
     out = tmp_path / "out"
-    summary = run_pipeline(str(folder), tiny_config("model.variant=dcgan", "select.min_aux_prob=0.0"), out)
+    summary = run_pipeline(str(folder), tiny_config("model.variant=dcgan", *KEEP_ALL), out)
     assert summary["counts_after"] == {"few": 6, "fewer": 6, "many": 6}
     meta = json.loads((out / "dataset.json").read_text())
     assert sorted(tuple(c["classes"]) for c in meta["checkpoints"]) == [("few",), ("fewer",)]
@@ -101,7 +101,7 @@ def test_dcgan_trains_one_generator_per_class_that_needs_images(tmp_path):
 def test_single_folder_dataset_exports_synthetic_images_with_dcgan(tmp_path):
     folder = tmp_path / "faces"
     make_image_folder(folder.parent, {"faces": 5}, size=8, mode="RGB")
-    summary = run_pipeline(str(folder), tiny_config("model.variant=dcgan", "select.min_aux_prob=0.0",
+    summary = run_pipeline(str(folder), tiny_config("model.variant=dcgan", *KEEP_ALL,
                                                     'balance.sampling_strategy="target:9"'), tmp_path / "out")
     assert summary["class_names"] == ["faces"] and summary["kept"] == {"faces": 4}
 
@@ -109,6 +109,6 @@ def test_single_folder_dataset_exports_synthetic_images_with_dcgan(tmp_path):
 @pytest.mark.parametrize("variant", ["cgan", "gan-cls"])
 def test_variants_without_class_head_score_with_an_aux_classifier(variant, tmp_path):
     folder = make_image_folder(tmp_path / "ds", {"a": 5, "b": 2}, size=8)
-    run_pipeline(str(folder), tiny_config(f"model.variant={variant}", "select.min_aux_prob=0.0"), tmp_path / "out")
+    run_pipeline(str(folder), tiny_config(f"model.variant={variant}", *KEEP_ALL), tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert meta["scorers"]["aux_prob"].startswith("auxiliary classifier")

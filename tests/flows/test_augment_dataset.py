@@ -5,7 +5,7 @@ import pytest
 from prefect.artifacts import Artifact
 
 from flows import augment_dataset as f
-from makers import make_image_folder, tiny_config
+from makers import KEEP_ALL, make_image_folder, tiny_config
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_load_task_returns_small_json_values(folder, tmp_path):
 
 def test_flow_runs_end_to_end_and_publishes_a_summary(folder, tmp_path):
     out = tmp_path / "out"
-    summary = f.augment_dataset(str(folder), str(out), tiny_config("select.min_aux_prob=0.0").to_dict())
+    summary = f.augment_dataset(str(folder), str(out), tiny_config(*KEEP_ALL).to_dict())
     assert summary["counts_after"] == {"cat": 5, "dog": 5}
     m = pd.read_parquet(out / "manifest.parquet")
     assert m.is_synthetic.sum() == 6 and (m.is_synthetic & m.kept).sum() == 3

@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="augment an imbalanced view of scikit-learn's digits (no arguments needed)")
     d.add_argument("--out", type=Path, help=f"output folder (default: {DEMO_OUT}/demo-<time>)")
     common(d)
+    e = sub.add_parser("evaluate", help="downstream arms on a finished run, scored on a test set")
+    e.add_argument("--run", required=True, type=Path, help="an augment output folder")
+    e.add_argument("--test", required=True, metavar="SPEC", help="the test set (any SPEC, e.g. data.npz:test)")
+    e.add_argument("--classifiers", default="logreg,cnn", help="comma-separated: logreg, cnn")
+    e.add_argument("--seeds", type=int, default=1)
+    e.add_argument("--cnn-steps", type=int, default=1000)
+    e.add_argument("--quiet", action="store_true", help="no progress lines")
     r = sub.add_parser("run", help="augment a dataset")
     r.add_argument("--data", required=True, metavar="SPEC",
                    help="ImageFolder dir, .csv/.parquet manifest, .npz, 'digits' or torchvision:NAME:ROOT")
@@ -121,12 +128,32 @@ def _run(args, progress: _Progress) -> None:
     _print_summary(summary, started)
 
 
+def _evaluate(args, progress: _Progress) -> None:
+    from augment.evaluate_run import evaluate_run
+
+    classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
+    bad = [c for c in classifiers if c not in ("logreg", "cnn")]
+    if bad or not classifiers:
+        from augment.errors import ConfigError
+
+        raise ConfigError(f"--classifiers takes logreg and/or cnn. Got {args.classifiers!r} instead.")
+    progress.stage(f"evaluate ({', '.join(classifiers)}; {args.seeds} seed(s))")
+    summary, gaps = evaluate_run(args.run, args.test, classifiers, args.seeds, args.cnn_steps)
+    cols = ["classifier", "arm", "balanced_accuracy_mean", "balanced_accuracy_std", "macro_f1_mean", "tail_recall_mean"]
+    print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for c, g in gaps.items():
+        if g:
+            print(f"{c}: augmented {g['augmented']:.4f} vs best classical ({g['best_classical']}) "
+                  f"{g['best_classical_value']:.4f}")
+    print(f"\nWritten: {args.run / 'evaluation.csv'}, {args.run / 'evaluation.json'}; report updated.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[augment] %(levelname)s: %(message)s")
     progress = _Progress(args.quiet)
     try:
-        {"demo": _demo, "run": _run}[args.command](args, progress)
+        {"demo": _demo, "run": _run, "evaluate": _evaluate}[args.command](args, progress)
     except AugmentError as exc:
         progress.close()
         print(f"augment: error: {exc}", file=sys.stderr)

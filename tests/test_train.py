@@ -123,3 +123,10 @@ def test_cuda_requested_without_cuda_is_a_config_error(two_class_bars, tmp_path)
 def test_trains_on_cuda(two_class_bars, tmp_path):
     result = train(two_class_bars, tiny_config("train.device=cuda", "train.steps=3"), tmp_path / "run")
     assert result.device.startswith("cuda") and result.step == 3
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_and_checkpoint_plain_weights(two_class_bars, tmp_path):
+    result = train(two_class_bars, tiny_config("train.compile=true"), tmp_path / "run")
+    state = weights(result.last_checkpoint)
+    assert not any(k.startswith("_orig_mod") for k in state["generator"])  # loadable without compile

@@ -112,3 +112,21 @@ def test_variants_without_class_head_score_with_an_aux_classifier(variant, tmp_p
     run_pipeline(str(folder), tiny_config(f"model.variant={variant}", *KEEP_ALL), tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert meta["scorers"]["aux_prob"].startswith("auxiliary classifier")
+
+
+def test_classic_architecture_of_the_write_up(three_class_bars, tmp_path):
+    x = torch.randint(0, 256, (6, 1, 32, 32), dtype=torch.uint8)
+    data = LabeledImages(x, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"], [str(i) for i in range(6)])
+    cfg = tiny_config("model.arch=classic", "image.size=32", "model.latent_dim=100", "train.steps=2")
+    full = train(data, cfg, tmp_path / "full")
+    train(data, cfg, tmp_path / "part", stop_after=1)
+    resumed = train(data, cfg, tmp_path / "part")  # dropout draws from the saved global RNG state
+    a, b = ckpt.load_checkpoint(full.last_checkpoint), ckpt.load_checkpoint(resumed.last_checkpoint)
+    assert same(a["generator"], b["generator"]) and same(a["discriminator"], b["discriminator"])
+    assert a["generator"]["project.weight"].shape == (128 * 8 * 8, 100)
+    assert a["discriminator"]["adv.weight"].shape == (1, 128 * 2 * 2)
+
+
+def test_classic_architecture_is_acgan_only():
+    with pytest.raises(ConfigError, match="needs model.variant = 'acgan', not 'cgan'"):
+        build_config(sets=["model.arch=classic", "model.variant=cgan"])

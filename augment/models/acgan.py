@@ -7,10 +7,14 @@ from torch.nn import functional as F
 
 from augment.config import ModelConfig
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
+from augment.models.classic import ClassicDiscriminator, ClassicGenerator
 from augment.models.registry import DataShape, Variant, adv_stats, register_variant
 
 
-def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
+def build(cfg: ModelConfig, shape: DataShape):
+    if cfg.arch == "classic":
+        return (ClassicGenerator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size),
+                ClassicDiscriminator(shape.channels, shape.size, shape.num_classes))
     g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
     return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, label_in_d=False) else d)
@@ -20,7 +24,11 @@ def d_loss(D, real, y_real, fake, y_fake, ctx):
     """Adversarial term plus cross-entropy of the class head on real images (and, weighted by
     model.aux_fake_weight, on fake images as in the original ACGAN)."""
     n = real.shape[0]
-    logits, cls = D(torch.cat([real, fake]))
+    if getattr(D, "separate_batches", False):  # BatchNorm inside: keep real and fake statistics apart
+        (lr, cr), (lf, cf) = D(real), D(fake)
+        logits, cls = torch.cat([lr, lf]), torch.cat([cr, cf])
+    else:
+        logits, cls = D(torch.cat([real, fake]))
     adv_loss = ctx.adv.d(logits[:n], logits[n:])
     aux_loss = F.cross_entropy(cls[:n], y_real)
     if ctx.aux_fake_weight:

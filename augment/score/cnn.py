@@ -48,8 +48,10 @@ def to_input(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, steps: int = 1000,
               batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu", width: int = 32,
-              balanced: bool = True) -> SmallCNN:
-    """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators."""
+              balanced: bool = True, class_weighted: bool = False) -> SmallCNN:
+    """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
+    balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
+    cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm)."""
     from augment.train import BatchSampler  # the GAN's own sampler: same class-balanced draw
 
     device = torch.device(device)
@@ -59,11 +61,15 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_all, y_all = images.to(device), labels.to(device)
     sampler = BatchSampler(y_all, num_classes, balanced, gen)
+    weight = None
+    if class_weighted:
+        counts = torch.bincount(y_all, minlength=num_classes).float().clamp_min(1)
+        weight = (len(y_all) / (num_classes * counts)).to(device)
     model.train()
     for _ in range(steps):
         idx = sampler(min(batch_size, max(2, len(y_all))))
         x = translation(x_all[idx].float().div_(255.0), gen)
-        loss = F.cross_entropy(model(x), y_all[idx])
+        loss = F.cross_entropy(model(x), y_all[idx], weight=weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -1,0 +1,152 @@
+"""Training and generation throughput, FLOPs per training image and the fraction of measured peak.
+
+For each config (`classic`: the PyTorch ACGAN write-up's architecture, 32 px gray, latent 100,
+batch 64; `default`: the product's default model at 28 px, batch 64) it runs the real training
+loop (`augment.train.train`) on MNIST images and reports the median images/s over log intervals
+after a warm-up, the generator's images/s in large batches under inference_mode, the FLOPs of one
+full training step (torch.utils.flop_counter over D and G updates) and, from a matmul timed in the
+same process on the same device, the fraction of peak the training step reaches.
+
+    python benchmarks/throughput.py [--device cpu|cuda] [--steps 60] [--configs classic,default]
+        [--set key=value ...]          (applied to every config, e.g. --set train.compile=true)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augment.config import build_config  # noqa: E402
+from augment.data import LabeledImages  # noqa: E402
+from augment.generate import generate, load_gan  # noqa: E402
+from augment.losses import LOSSES  # noqa: E402
+from augment.models import StepContext, get_variant  # noqa: E402
+from augment.train import build_networks, data_shape, train  # noqa: E402
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
+CONFIGS = {
+    "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64"],
+    "default": ["image.size=28", "train.batch_size=64"],
+}
+
+
+def mnist(n: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+    d = np.load(MNIST)
+    return torch.from_numpy(d["x_train"][:n]), torch.from_numpy(d["y_train"][:n].astype(np.int64))
+
+
+def as_dataset(size: int) -> LabeledImages:
+    x, y = mnist()
+    if size != 28:
+        x = torch.nn.functional.interpolate(x[:, None].float(), size=(size, size), mode="bilinear",
+                                            antialias=True).round().clamp(0, 255).to(torch.uint8)[:, 0]
+    return LabeledImages(x[:, None].contiguous(), y, [str(i) for i in range(10)], [str(i) for i in range(len(y))])
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """FLOP/s of a large square matmul on random data (median of 10 after 3 warm-ups)."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for i in range(13):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def step_flops(cfg, data: LabeledImages, device: torch.device) -> float:
+    """FLOPs of one full training step (D update, then G update), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    variant = get_variant(cfg.model.variant)
+    G, D = build_networks(cfg, data_shape(data))
+    G, D = G.to(device), D.to(device)
+    B, K = cfg.train.batch_size, data.num_classes
+    z = torch.randn(B, cfg.model.latent_dim, device=device)
+    y = torch.randint(K, (B,), device=device)
+    real = torch.randn(B, data.channels, data.size, data.size, device=device)
+    ctx = StepContext(LOSSES[cfg.model.loss], torch.Generator(device=device), K)
+    with FlopCounterMode(display=False) as counter:
+        fake = G(z, y)
+        d_loss, _ = variant.d_loss(D, real, y, fake.detach(), y, ctx)
+        d_loss.backward()
+        D.requires_grad_(False)
+        g_loss, _ = variant.g_loss(D, fake, y, ctx)
+        g_loss.backward()
+    return float(counter.get_total_flops())
+
+
+def run_config(name: str, sets: list[str], device: torch.device, steps: int, log_every: int) -> dict:
+    cfg = build_config(sets=[*CONFIGS[name], *sets, f"train.device={device.type}", f"train.steps={steps}",
+                             f"train.log_every={log_every}", f"train.checkpoint_every={steps}", "train.ema=false"])
+    data = as_dataset(cfg.image.size)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(data, cfg, Path(tmp) / "run")
+        rows = [json.loads(r) for r in (Path(tmp) / "run" / "stats.jsonl").read_text().splitlines()]
+        rates = [r["imgs_per_s"] for r in rows if "imgs_per_s" in r][1:]  # first interval is warm-up
+        gan = load_gan(result.last_checkpoint, device)
+        counts = {c: 200 if device.type == "cpu" else 20000 for c in range(10)}
+        generate(gan, {0: 256}, seed=0, device=device)  # warm-up
+        gen_times = []
+        for rep in range(3):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            syn = generate(gan, counts, seed=rep, batch_size=4096, device=device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            gen_times.append(time.perf_counter() - t)
+    flops = step_flops(cfg, data, device)
+    train_rate = statistics.median(rates)
+    return {"config": name, "image": f"{data.size}px x{data.channels}", "batch": cfg.train.batch_size,
+            "arch": cfg.model.arch, "width": cfg.model.width, "train_imgs_per_s": train_rate,
+            "gen_imgs_per_s": len(syn) / statistics.median(gen_times),
+            "flops_per_train_img": flops / cfg.train.batch_size,
+            "achieved_flops": flops / cfg.train.batch_size * train_rate}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--configs", default="classic,default")
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    args = p.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_peak(device, dtype)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
+    print(f"# device {device} ({name}); threads {torch.get_num_threads()}; torch {torch.__version__}; "
+          f"training dtype {'bf16 autocast' if device.type == 'cuda' else 'fp32'}; extra settings {args.sets or 'none'}")
+    print(f"# measured matmul peak ({str(dtype).split('.')[-1]}): {peak / 1e9:.1f} GFLOP/s")
+    print(f"# training: {args.steps} steps, images/s median over {args.steps // args.log_every - 1} log intervals of "
+          f"{args.log_every} steps after one warm-up interval; generation: median of 3 runs, batch 4096")
+    print(f"{'config':8s} {'image':9s} {'batch':>5s} {'train img/s':>12s} {'gen img/s':>11s} "
+          f"{'MFLOP/train img':>16s} {'GFLOP/s':>8s} {'of peak':>8s}")
+    for cname in args.configs.split(","):
+        r = run_config(cname.strip(), args.sets, device, args.steps, args.log_every)
+        print(f"{r['config']:8s} {r['image']:9s} {r['batch']:5d} {r['train_imgs_per_s']:12.1f} "
+              f"{r['gen_imgs_per_s']:11.0f} {r['flops_per_train_img'] / 1e6:16.1f} {r['achieved_flops'] / 1e9:8.1f} "
+              f"{r['achieved_flops'] / peak:8.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,3 +4,12 @@ Plain functions and classes; orchestration (Prefect) lives in the separate `flow
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `augment.GANOverSampler` without importing torch and scikit-learn for every `import augment`
+    if name == "GANOverSampler":
+        from augment.sampler import GANOverSampler
+
+        return GANOverSampler
+    raise AttributeError(f"module 'augment' has no attribute {name!r}")

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 from prefect.exceptions import MissingContextError
 
 from augment.config import build_config, config_from_dict
@@ -101,10 +106,28 @@ def augment_dataset(data: str, out: str, config: dict[str, Any] | None = None) -
             if not score(cfg_dict, out)["shortfall"]:
                 break
     summary = export(cfg_dict, out)
+    publish_report(data, summary)
+    return summary
+
+
+def publish_report(data: str, summary: dict) -> None:
+    """The run's report as Prefect artifacts: the summary, the report's text (figures stay in the
+    output folder, named there), and a table of per-class counts and mean scores of kept images."""
+    out = Path(summary["out"])
     create_markdown_artifact(
         key="augment-summary", description=f"augment: {data}",
-        markdown=f"# augment: `{data}`\n\nOutput: `{summary['out']}`\n\n{markdown_table(summary_table(summary))}\n")
-    return summary
+        markdown=f"# augment: `{data}`\n\nOutput: `{out}`\n\n{markdown_table(summary_table(summary))}\n")
+    report = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", lambda m: f"*({m.group(1)}: `{out / m.group(2)}`)*",
+                    (out / "report.md").read_text())
+    create_markdown_artifact(key="augment-report", markdown=report, description=f"report.html: {out / 'report.html'}")
+    m = pd.read_parquet(out / "manifest.parquet", columns=["class_name", "is_synthetic", "kept", "aux_prob", "ext_prob"])
+    kept = m[m["is_synthetic"] & m["kept"]].groupby("class_name")[["aux_prob", "ext_prob"]].mean()
+    rows = []
+    for row in summary_table(summary).to_dict(orient="records"):
+        scores = kept.loc[row["class"]] if row["class"] in kept.index else None
+        rows.append({**row, "mean_aux_prob_kept": None if scores is None else round(float(scores["aux_prob"]), 4),
+                     "mean_ext_prob_kept": None if scores is None else round(float(scores["ext_prob"]), 4)})
+    create_table_artifact(rows, key="augment-classes", description="per-class counts and mean scores of kept images")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,10 @@ def test_flow_runs_end_to_end_and_publishes_a_summary(folder, tmp_path):
 
     assert "| dog | 2 | 3 | 3 |" in Artifact.get("augment-summary").data
     assert Artifact.get("training-progress").data == 100.0
+    report = Artifact.get("augment-report").data
+    assert "## Counts" in report and str(out / "figures" / "class_balance.png") in report
+    table = Artifact.get("augment-classes").data
+    assert '"class": "dog"' in table and "mean_ext_prob_kept" in table
 
 
 def test_module_entry_point_validates_config_before_running(folder, tmp_path, capsys):

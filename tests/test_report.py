@@ -1,0 +1,48 @@
+import base64
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from augment.pipeline import run_pipeline
+from makers import KEEP_ALL, make_image_folder, tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    folder = make_image_folder(tmp / "ds", {"cat": 6, "dog": 3}, size=8)
+    run_pipeline(str(folder), tiny_config(*KEEP_ALL), tmp / "out")
+    return tmp / "out"
+
+
+def test_report_html_is_self_contained(run):
+    html = (run / "report.html").read_text()
+    assert "<h2>Counts</h2>" in html and "<table>" in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 4 and not re.search(r'src="(?!data:)', html)  # nothing to fetch
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    md = (run / "report.md").read_text()
+    for fig in re.findall(r"\]\((figures/[^)]+)\)", md):
+        assert (run / fig).is_file()
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400"]
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", f"file://{run / 'report.html'}"], check=True,
+                   capture_output=True, timeout=120)
+    dom = subprocess.run([chromium, *flags, "--dump-dom", f"file://{run / 'report.html'}"], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "Kept and rejected samples" in dom
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20  # text, tables and figures, not a blank page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from augment.errors import as_output_error
 
 CKPT_RE = re.compile(r"^ckpt-(\d{7})\.pt$")
 BEST = "best.pt"
@@ -25,6 +28,8 @@ def atomic_write_bytes(path: Path, write) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise as_output_error(exc, path) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -45,7 +50,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+    # Serialise in memory first: file errors then surface as OSError (a full disk is reported as one)
+    # rather than as torch's RuntimeError from inside its zip writer.
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, lambda fh: fh.write(buf.getbuffer()))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -70,6 +70,12 @@ class ImageConfig:
 
 
 @dataclass
+class DataConfig:
+    allow_outside_root: bool = _setting(False, "true or false", _is_bool,
+                                        "let a manifest name files outside its own folder (absolute or ../ paths)")
+
+
+@dataclass
 class ModelConfig:
     variant: str = _setting("acgan", "one of the registered variants", lambda v: isinstance(v, str))
     latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024))
@@ -116,6 +122,15 @@ class TrainConfig:
                                 "weight of the WGAN-GP gradient penalty")
     aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
                               "training steps of the auxiliary classifier for variants without a class head")
+    health_every: int = _setting(10, "a positive integer", _int_in(1),
+                                 "steps between checks for NaN/inf losses and generator collapse")
+    collapse_ratio: float = _setting(0.05, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
+                                     "a generator whose per-class spread falls under this share of the real "
+                                     "images' counts as collapsed (0 turns the check off)")
+    max_rollbacks: int = _setting(3, "a non-negative integer", _int_in(0),
+                                  "rollbacks to the last checkpoint after divergence before training stops")
+    rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
+                                         "learning rates are multiplied by this at each rollback")
     compile: bool = _setting(False, "true or false", _is_bool,
                              "torch.compile the networks (pays on GPUs; on this 2-core CPU it was 6% slower "
                              "and took 70 s to compile)")
@@ -181,6 +196,7 @@ class OutConfig:
 class Config:
     seed: int = _setting(0, "a non-negative integer", _int_in(0))
     image: ImageConfig = field(default_factory=ImageConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
@@ -232,11 +248,11 @@ def _from_dict(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _deep_merge(base: dict, over: Mapping) -> dict:
+def deep_merge(base: dict, over: Mapping) -> dict:
     out = dict(base)
     for k, v in over.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "sampling_strategy":
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -279,9 +295,9 @@ def build_config(file: str | Path | None = None, sets: Iterable[str] = (),
     """Defaults, then `base` (e.g. the demo's), then the TOML file, then each --set, validated as one."""
     merged: dict[str, Any] = dict(base or {})
     if file is not None:
-        merged = _deep_merge(merged, read_toml(file))
+        merged = deep_merge(merged, read_toml(file))
     for s in sets:
-        merged = _deep_merge(merged, parse_set(s))
+        merged = deep_merge(merged, parse_set(s))
     cfg = _from_dict(Config, merged, "")
     check_combinations(cfg)
     return cfg

@@ -19,7 +19,7 @@ from PIL import Image
 
 from augment.data.labeled import LabeledImages
 from augment.data.names import class_dirs
-from augment.errors import OutputError
+from augment.errors import OutputError, as_output_error
 from augment.generate import Synthetic
 
 SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
@@ -152,6 +152,9 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
         if extras is not None:
             extras(tmp, manifest)
         _swap_into_place(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise as_output_error(exc, out) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

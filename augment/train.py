@@ -24,7 +24,7 @@ from torch import nn
 from augment import checkpoint as ckpt
 from augment.config import Config, TrainConfig
 from augment.data.labeled import LabeledImages
-from augment.errors import ConfigError
+from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
 from augment.diffaugment import diff_augment, parse_policy
 from augment.losses import LOSSES, gradient_penalty
@@ -34,7 +34,7 @@ FORMAT = 1
 GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
-                     "max_seconds", "aux_steps", "compile"}
+                     "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -54,6 +54,8 @@ class TrainResult:
     resumed_from: int
     device: str
     problems: list[str] = field(default_factory=list)
+    rollbacks: int = 0
+    batch_size: int = 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -122,6 +124,20 @@ def sample_per_class(G: nn.Module, num_classes: int, n: int, latent_dim: int, se
     return x, y.cpu()
 
 
+class TrainingDiverged(AugmentError):
+    """Training kept diverging after the allowed number of rollbacks."""
+
+
+def class_spread(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean over classes (with >= 2 samples in the batch) of the RMS distance to the class mean."""
+    x = x.detach().float().flatten(1)
+    counts = torch.bincount(y, minlength=num_classes).float()
+    means = torch.zeros(num_classes, x.shape[1], device=x.device).index_add_(0, y, x) / counts.clamp_min(1)[:, None]
+    sq = torch.zeros(num_classes, device=x.device).index_add_(0, y, ((x - means[y]) ** 2).mean(1))
+    ok = counts >= 2
+    return (sq[ok] / counts[ok]).sqrt().mean() if ok.any() else torch.ones((), device=x.device)
+
+
 def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress: ProgressFn | None = None,
           quality: QualityFn | None = None, stop_after: int | None = None) -> TrainResult:
     """Train (or resume) the configured GAN on `data`, writing everything under `run_dir`.
@@ -129,6 +145,10 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     `quality(sample_fn)` is called at each checkpoint with a function giving n images per
     class; it returns {"score": float, ...} and the highest score marks best.pt.
     `stop_after` ends the loop early at that step (for tests that interrupt a run).
+    Every `train.health_every` steps (and before each checkpoint) one host sync checks that the
+    losses stayed finite and the generator has not collapsed; if not, training rolls back to the
+    last checkpoint with the learning rates scaled by `train.rollback_lr_factor`, at most
+    `train.max_rollbacks` times, then stops with TrainingDiverged.
     """
     tc: TrainConfig = cfg.train
     run_dir = Path(run_dir)
@@ -158,11 +178,21 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     images = data.images.to(device)  # uint8 on the training device; batches are cast there
     labels = data.labels.to(device)
     sampler = BatchSampler(labels, shape.num_classes, tc.real_sampling == "balanced", data_gen)
+    best: dict = {"step": 0, "score": None}
+    health = {"rollbacks": 0}
 
-    start, best = 0, {"step": 0, "score": None}
-    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
-    if state is not None:
-        _check_resumable(state, cfg, data)
+    def capture(step: int) -> dict:
+        return {
+            "format": FORMAT, "step": step, "variant": cfg.model.variant, "config": cfg.to_dict(),
+            "fingerprint": data.fingerprint, "shape": asdict(shape), "class_names": list(data.class_names),
+            "generator": G.state_dict(), "discriminator": D.state_dict(),
+            "generator_ema": G_ema.state_dict() if G_ema is not None else None,
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "rng": {"data": data_gen.get_state(), "noise": noise_gen.get_state(), "torch": torch.get_rng_state()},
+            "best": best, "health": dict(health)}
+
+    def restore(state: dict) -> int:
+        nonlocal best, health
         G.load_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])
         if G_ema is not None:
@@ -172,7 +202,16 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         data_gen.set_state(state["rng"]["data"].cpu())
         noise_gen.set_state(state["rng"]["noise"].cpu())
         torch.set_rng_state(state["rng"]["torch"].cpu())
-        start, best = int(state["step"]), dict(state["best"])
+        best, health = dict(state["best"]), dict(state.get("health", {"rollbacks": 0}))
+        return int(state["step"])
+
+    start = 0
+    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
+    if state is not None:
+        _check_resumable(state, cfg, data)
+        start = restore(state)
+    # the state to roll back to before the first checkpoint exists (kept in memory, never written)
+    anchor = copy.deepcopy(capture(start)) if state is None else None
     _truncate_stats(stats_path, start)
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
@@ -184,6 +223,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     keys: list[str] | None = None
     acc: torch.Tensor | None = None
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     n_acc, t_log, t0 = 0, time.perf_counter(), time.perf_counter()
     last_path = ckpt.checkpoint_path(ckpt_dir, start) if state is not None else None
 
@@ -200,15 +240,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         x, _ = sample_per_class(gen_model, K, GRID_COLUMNS, L, cfg.seed + 1, device)
         save_grid(x, GRID_COLUMNS, grid_dir / f"grid-{step:07d}.png")
         path = ckpt.checkpoint_path(ckpt_dir, step)
-        ckpt.save_checkpoint({
-            "format": FORMAT, "step": step, "variant": cfg.model.variant, "config": cfg.to_dict(),
-            "fingerprint": data.fingerprint, "shape": asdict(shape), "class_names": list(data.class_names),
-            "generator": G.state_dict(), "discriminator": D.state_dict(),
-            "generator_ema": G_ema.state_dict() if G_ema is not None else None,
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "rng": {"data": data_gen.get_state(), "noise": noise_gen.get_state(), "torch": torch.get_rng_state()},
-            "best": best,
-        }, path)
+        ckpt.save_checkpoint(capture(step), path)
         if best["step"] == step:
             ckpt.copy_atomic(path, ckpt_dir / ckpt.BEST)
         ckpt.prune(ckpt_dir, tc.keep_checkpoints)
@@ -216,9 +248,40 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
             _append_stats(stats_path, {"step": step, **{f"quality_{k}": v for k, v in report.items()}})
         return path
 
+    def diagnose(step: int, fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor,
+                 y_real: torch.Tensor) -> str | None:
+        if bool(nonfinite):  # the host sync of the health check
+            return "a NaN or infinite loss"
+        if step > 2 * tc.health_every:  # a freshly initialised generator is not collapsed, just untrained
+            ratio = float(class_spread(fake, y_fake, K) / class_spread(real, y_real, K).clamp_min(1e-8))
+            if ratio < tc.collapse_ratio:
+                return (f"generator collapse (samples of a class spread {ratio:.4f} x as much as real ones, "
+                        f"under train.collapse_ratio = {tc.collapse_ratio})")
+        return None
+
+    def roll_back(step: int, problem: str) -> int:
+        count = health["rollbacks"] + 1
+        if count > tc.max_rollbacks:
+            raise TrainingDiverged(f"Training diverged at step {step} ({problem}) again after {tc.max_rollbacks} "
+                                   f"rollback(s) with lower learning rates. Try a lower train.lr (it was "
+                                   f"{tc.lr}; the last try ran at {opt_g.param_groups[0]['lr']:.3g}), "
+                                   "model.spectral_norm = true or another model.loss.")
+        target, _ = ckpt.latest_loadable(ckpt_dir, map_location=device)
+        to = restore(target if target is not None else anchor)
+        health["rollbacks"] = count  # the restored state carries the older count
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= tc.rollback_lr_factor
+        _truncate_stats(stats_path, to)
+        _append_stats(stats_path, {"step": to, "event": "rollback", "detected_at": step, "reason": problem,
+                                   "lr": opt_g.param_groups[0]["lr"], "rollbacks": health["rollbacks"]})
+        return to
+
     G.train()
     D.train()
-    for step in range(start + 1, end + 1):
+    step = start
+    while step < end:
+        step += 1
         for k in range(n_critic):
             idx = sampler(B)
             real = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
@@ -256,11 +319,22 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         if keys is None:
             keys = list(stats)
             acc = torch.zeros(len(keys), device=device)
-        acc += torch.stack([stats[k].float() for k in keys])
+        values = torch.stack([stats[k].float() for k in keys])
+        nonfinite |= ~torch.isfinite(values).all()
+        acc += values
         n_acc += 1
 
         if tc.max_seconds and time.perf_counter() - t0 > tc.max_seconds and step < end:
             end = step  # out of time: log, checkpoint and stop here
+        checkpoint_due = step % tc.checkpoint_every == 0 or step == end
+        if step % tc.health_every == 0 or checkpoint_due:
+            problem = diagnose(step, fake, y_fake, real, y_real)
+            if problem is not None:
+                step = roll_back(step, problem)
+                nonfinite.zero_()
+                acc.zero_()
+                n_acc, t_log = 0, time.perf_counter()
+                continue
         row = None
         if step % tc.log_every == 0 or step == end:
             now = time.perf_counter()
@@ -270,19 +344,18 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
             _append_stats(stats_path, row)
             acc.zero_()
             n_acc, t_log = 0, now
-        if step % tc.checkpoint_every == 0 or step == end:
+        if checkpoint_due:
             last_path = snapshot(step)
             t_log = time.perf_counter()  # do not count checkpoint time as training time
         if on_progress is not None:
             on_progress(step, tc.steps, row)
-        if step == end:
-            break
 
     if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
         last_path = snapshot(start)
     best_path = ckpt_dir / ckpt.BEST
     return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
-                       str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems)
+                       str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems,
+                       health["rollbacks"], B)
 
 
 def make_optimizer(net: nn.Module, tc: TrainConfig, cuda: bool) -> torch.optim.Optimizer:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle  # only through _ArraysOnly, which refuses anything but arrays
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,8 +45,10 @@ class FileIndex:
     skipped: list[str] = field(default_factory=list)
 
 
-def load_dataset(spec: str, image: ImageConfig | None = None, seed: int = 0) -> LabeledImages:
-    """Read and validate the dataset named by SPEC; raises DatasetError naming the problem."""
+def load_dataset(spec: str, image: ImageConfig | None = None, seed: int = 0,
+                 allow_outside_root: bool = False) -> LabeledImages:
+    """Read and validate the dataset named by SPEC; raises DatasetError naming the problem.
+    A manifest may name files outside its own folder only with `allow_outside_root`."""
     image = image or ImageConfig()
     spec = str(spec)
     name, split = _split_suffix(spec)
@@ -59,7 +64,7 @@ def load_dataset(spec: str, image: ImageConfig | None = None, seed: int = 0) -> 
     if suffix == ".npz":
         return _npz(path, split or "train", image, spec)
     if suffix in (".csv", ".parquet"):
-        return _decode_index(index_manifest(Path(spec)), image, spec)
+        return _decode_index(index_manifest(Path(spec), allow_outside_root), image, spec)
     if path.is_dir():
         return _decode_index(index_folder(path), image, spec)
     if not path.exists():
@@ -154,8 +159,9 @@ def _sorted_labels(values: list[str]) -> list[str]:
         return sorted(uniq)
 
 
-def index_manifest(path: Path) -> FileIndex:
-    """A CSV or Parquet table with `path` and `label` columns; relative paths are from its folder."""
+def index_manifest(path: Path, allow_outside_root: bool = False) -> FileIndex:
+    """A CSV or Parquet table with `path` and `label` columns; relative paths are from its folder.
+    Files outside that folder (absolute or ../ paths, or links out of it) need `allow_outside_root`."""
     import pandas as pd
 
     if not path.is_file():
@@ -191,6 +197,10 @@ def index_manifest(path: Path) -> FileIndex:
             raise DatasetError(f"Manifest '{path}' {where} {row}: file '{p}' does not exist "
                                f"(looked for '{full}'). Fix the path or remove the row.")
         key = full.resolve()
+        if not allow_outside_root and not _inside(full, base.resolve()):
+            raise DatasetError(f"Manifest '{path}' {where} {row}: '{p}' resolves to '{key}', outside the manifest's "
+                               "folder. Move the file under it, or set data.allow_outside_root = true if that is "
+                               "intended.")
         if key in seen:
             raise DatasetError(f"Manifest '{path}' {where}s {seen[key]} and {row} both name '{key}'. "
                                "Remove the duplicate row.")
@@ -237,8 +247,17 @@ def _decode_index(idx: FileIndex, image: ImageConfig, spec: str) -> LabeledImage
         modes[d.mode] = modes.get(d.mode, 0) + 1
     notes["source_modes"] = modes
     x = normalize_images([d.pixels for d in decoded], image.size, image.channels, notes)
+    _note_duplicates(x, notes)
     return LabeledImages(torch.from_numpy(x), torch.from_numpy(labels), list(idx.class_names), list(idx.ids),
                          spec, notes)
+
+
+def _note_duplicates(x: np.ndarray, notes: dict) -> None:
+    """Identical images are kept (they may be meant), but counted in dataset.json."""
+    digests = [hashlib.sha1(img.tobytes()).digest() for img in x]
+    dup = len(digests) - len(set(digests))
+    if dup:
+        notes["duplicate_images"] = dup
 
 
 # ---------------------------------------------------------------- arrays: npz, digits, torchvision
@@ -270,6 +289,7 @@ def _from_array_source(x: np.ndarray, y: np.ndarray, class_names: list[str] | No
     _check_class_sizes(counts, names, lambda c: f"index {int(np.flatnonzero(labels == c)[0])}", min_per_class)
     notes: dict = {}
     xs = normalize_array(x, image.size, image.channels, notes)
+    _note_duplicates(xs, notes)
     ids = [f"{prefix}-{i:06d}" for i in range(len(x))]
     return LabeledImages(torch.from_numpy(xs), torch.from_numpy(labels), names, ids, spec, notes)
 
@@ -294,7 +314,7 @@ def _npz(path: Path, split: str, image: ImageConfig, spec: str) -> LabeledImages
     except ValueError as exc:
         raise DatasetError(f"'{path}' cannot be read without unpickling objects ({exc}). "
                            "Save plain numeric arrays with np.savez.") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise DatasetError(f"'{path}' is not a readable .npz file: {exc}") from None
     return _from_array_source(x, y, names, split, image, spec, 1 if split == "test" else 2)
 
@@ -336,7 +356,10 @@ def _torchvision(spec: str, image: ImageConfig) -> LabeledImages:
     if name is None:
         raise DatasetError(f"'{spec}': torchvision dataset '{parts[1]}' is not supported; use one of {TORCHVISION_NAMES}.")
     root = Path(parts[2])
-    import torchvision.datasets as tvd
+    if name == "CIFAR10":
+        x, y, classes = _cifar10(root, split or "train", spec)
+        return _from_array_source(x, y, classes, "cifar10", image, spec, 1 if split == "test" else 2)
+    import torchvision.datasets as tvd  # MNIST and FashionMNIST: raw IDX files, no pickles
 
     try:
         ds = getattr(tvd, name)(str(root), train=(split or "train") == "train", download=False)
@@ -347,3 +370,41 @@ def _torchvision(spec: str, image: ImageConfig) -> LabeledImages:
     targets = np.asarray(ds.targets, dtype=np.int64)
     return _from_array_source(data.astype(np.uint8, copy=False), targets, list(ds.classes), name.lower(), image, spec,
                               1 if split == "test" else 2)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only; anything else (code) is refused."""
+
+    ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
+    ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def _cifar10(root: Path, split: str, spec: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """CIFAR-10's python batches (torchvision's layout), read with an unpickler that builds arrays and
+    nothing else, so a tampered file cannot run code."""
+    folder = root / "cifar-10-batches-py"
+    files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    missing = [f for f in files + ["batches.meta"] if not (folder / f).is_file()]
+    if missing:
+        raise DatasetError(f"'{spec}': CIFAR10 is not in '{folder}' (missing {missing}). augment never downloads; "
+                           "put the python version's batches there first.")
+
+    def read(path: Path) -> dict:
+        try:
+            with open(path, "rb") as fh:
+                return _ArraysOnly(fh, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"'{path}' is not a CIFAR-10 batch that can be read safely ({exc}).") from None
+
+    xs, ys = [], []
+    for f in files:
+        batch = read(folder / f)
+        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(batch["labels"], dtype=np.int64))
+    classes = [str(c) for c in read(folder / "batches.meta")["label_names"]]
+    return np.concatenate(xs), np.concatenate(ys), classes

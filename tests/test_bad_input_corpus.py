@@ -1,0 +1,111 @@
+"""The rest of the bad-input corpus: every case ends in a clear error or a normalisation that
+dataset.json reports."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from augment.data import load_dataset
+from augment.errors import DatasetError
+from augment.pipeline import run_pipeline
+from makers import KEEP_ALL, make_image_folder, make_manifest, pattern, tiny_config
+
+
+def test_cmyk_images_are_converted_and_reported(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8, mode="RGB")
+    pattern(9, 8, "RGB").convert("CMYK").save(tmp_path / "a" / "print.jpg")
+    data = load_dataset(str(tmp_path))
+    assert data.notes["source_modes"]["CMYK"] == 1 and data.channels == 3
+
+
+def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    m = make_manifest(tmp_path, [("anim.gif", "a"), ("x.png", "a"), ("y.png", "b"), ("z.png", "b")])
+    data = load_dataset(str(m))
+    assert data.notes["multi_frame_first_frame_used"] == 1
+    assert data.images[0].unique().tolist() == [10]
+
+
+def test_gif_in_a_class_folder_is_skipped_like_any_non_image_extension(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8)
+    Image.new("L", (8, 8)).save(tmp_path / "a" / "extra.gif")
+    assert load_dataset(str(tmp_path)).notes["skipped_examples"] == ["a/extra.gif"]
+
+
+def test_duplicate_files_are_kept_and_counted(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8)
+    (tmp_path / "a" / "copy.png").write_bytes((tmp_path / "a" / "img000.png").read_bytes())
+    assert load_dataset(str(tmp_path)).notes["duplicate_images"] == 1
+
+
+def test_manifest_paths_outside_its_folder_need_the_flag(tmp_path):
+    outside = tmp_path / "elsewhere" / "o.png"
+    outside.parent.mkdir()
+    pattern(1).save(outside)
+    rows = [(str(outside), "a"), ("a.png", "a"), ("b1.png", "b"), ("b2.png", "b")]
+    m = make_manifest(tmp_path / "m", rows)
+    with pytest.raises(DatasetError, match=r"line 2: '.*o\.png' resolves to .* outside the manifest's folder.*"
+                                           r"data.allow_outside_root = true"):
+        load_dataset(str(m))
+    assert len(load_dataset(str(m), allow_outside_root=True)) == 4
+    (tmp_path / "m" / "up.csv").write_text("path,label\n../elsewhere/o.png,a\na.png,a\nb1.png,b\nb2.png,b\n")
+    with pytest.raises(DatasetError, match=r"'\.\./elsewhere/o\.png' resolves to"):
+        load_dataset(str(tmp_path / "m" / "up.csv"))
+
+
+@pytest.mark.parametrize("label", ["a/../../etc", "x\x00y", "tab\there\x1b[0m", "é" * 200, "..", "CON"])
+def test_hostile_labels_become_safe_folders(tmp_path, label):
+    rows = [(f"i{i}.png", lab) for i, lab in enumerate([label, label, "ok", "ok"])]
+    m = make_manifest(tmp_path / "src", rows)
+    run_pipeline(str(m), tiny_config(*KEEP_ALL), tmp_path / "out")
+    written = [p for p in (tmp_path / "out" / "images").rglob("*") if p.is_file()]
+    assert written and all(p.resolve().is_relative_to((tmp_path / "out").resolve()) for p in written)
+    assert all(len(p.parent.name.encode()) <= 80 and "\x00" not in str(p) for p in written)
+    assert not (tmp_path / "etc").exists()
+
+
+def _cifar_batch(path, n, rng):
+    with open(path, "wb") as fh:
+        pickle.dump({"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(np.arange(n) % 10)}, fh)
+
+
+def test_cifar10_batches_load_without_running_pickled_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        _cifar_batch(folder / f"data_batch_{i}", 20, rng)
+    _cifar_batch(folder / "test_batch", 10, rng)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                     "truck"]}, fh)
+    data = load_dataset(f"torchvision:CIFAR10:{tmp_path}")
+    assert data.images.shape == (100, 3, 32, 32) and data.class_names[0] == "airplane"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    with open(folder / "data_batch_3", "wb") as fh:
+        pickle.dump({"data": Evil(), "labels": []}, fh)
+    with pytest.raises(DatasetError, match=r"data_batch_3' is not a CIFAR-10 batch that can be read safely "
+                                           r"\(refused to load posix.system\)"):
+        load_dataset(f"torchvision:CIFAR10:{tmp_path}")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_sources_never_unpickle_or_eval_inputs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "augment"
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "eval(" not in text.replace(".eval(", ""), path
+        assert "pickle.load(" not in text and "pickle.loads(" not in text, path
+        for line in text.splitlines():
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{path}: {line}"

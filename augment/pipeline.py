@@ -9,6 +9,7 @@ last checkpoint); the output folder appears only when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import torch
 
 from augment import __version__
 from augment.balance import plan_synthetic
+from augment.cache import TrainingCache, run_key, training_key
 from augment.checkpoint import atomic_write_bytes, file_sha256
 from augment.config import Config
 from augment.data.labeled import LabeledImages
@@ -31,6 +33,7 @@ from augment.errors import ConfigError
 from augment.export import SCORE_COLUMNS, check_output_target, write_dataset
 from augment.generate import Synthetic, generate, load_gan
 from augment.models import get_variant
+from augment.multi import run_dir
 from augment.provenance import now_iso, package_versions
 from augment.report import write_report, write_training_figures
 from augment.score.aux_classifier import DESCRIPTION as AUX_DESCRIPTION
@@ -97,8 +100,13 @@ def _read_json(path: Path) -> Any:
 def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> dict:
     """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
     work folder. Everything that can be refused is refused here, before anything is written."""
+    data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
+                                                                         cfg.data.allow_outside_root)
+    key = run_key(data.fingerprint, cfg)
+    if _output_key(layout.out) == key:  # the same run finished before: nothing to do
+        shutil.rmtree(layout.work, ignore_errors=True)  # left only if killed while tidying up
+        return {"up_to_date": True, "source": data.source, "fingerprint": data.fingerprint, "key": key}
     check_output_target(layout.out, cfg.out.overwrite)
-    data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed)
     plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
     variant = get_variant(cfg.model.variant)
     if data.num_classes < variant.min_classes:
@@ -120,9 +128,26 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> d
         data.save(layout.dataset)
     _write_json(layout.plan, plan)
     _write_json(layout.run_json, run)
-    return {"source": data.source, "fingerprint": data.fingerprint, "num_images": len(data),
-            "class_names": data.class_names, "counts": data.counts(), "image_size": data.size,
-            "channels": data.channels, "notes": data.notes}
+    return {"up_to_date": False, "source": data.source, "fingerprint": data.fingerprint, "key": key,
+            "num_images": len(data), "class_names": data.class_names, "counts": data.counts(),
+            "image_size": data.size, "channels": data.channels, "notes": data.notes}
+
+
+def _output_key(out: Path) -> str | None:
+    try:
+        return json.loads((out / "dataset.json").read_text()).get("run_key")
+    except (OSError, ValueError):
+        return None
+
+
+def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str | Path, name: str) -> dict:
+    """Scheduled runs: load and validate, then place this run at <out_root>/<name>/runs/<run key>. If a
+    complete output for the same data and settings is already there, nothing is written and
+    `up_to_date` is true. Call it holding the dataset's lock (augment.locking.run_lock)."""
+    data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
+                                                                         cfg.data.allow_outside_root)
+    out = run_dir(out_root, name, run_key(data.fingerprint, cfg))
+    return {**stage_load(data, cfg, RunLayout.for_output(out)), "out": str(out)}
 
 
 def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:
@@ -136,11 +161,24 @@ def _single_class(data: LabeledImages, c: int) -> LabeledImages:
                          [data.sample_ids[i] for i in idx.tolist()], data.source, dict(data.notes))
 
 
-def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None = None) -> dict:
+def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None = None,
+                cache: str | Path | None = None) -> dict:
     """Train or resume the GAN (one per class that needs images, for unconditional variants), plus an
     auxiliary classifier where the variant has no class head. The best checkpoint of each is chosen
-    by the pixel-probe quality check."""
+    by the pixel-probe quality check. With `cache` (a folder), a finished training of the same data
+    and settings is reused, and a new one is published there."""
     data = LabeledImages.load(layout.dataset)
+    store = TrainingCache(cache) if cache is not None else None
+    key = training_key(data.fingerprint, cfg)
+    done = layout.train_dir / "result.json"
+    if not done.exists() and store is not None and store.restore(key, layout.train_dir):
+        log.info("training reused from the cache (%s)", key[:12])
+        _write_json(done, {**_read_json(done), "from_cache": True})
+    if done.exists():
+        summary = _read_json(done)
+        if summary.get("key") == key:
+            return summary
+        done.unlink()  # other settings (e.g. more steps): train() resumes from the last checkpoint
     plan = _read_json(layout.plan)
     variant = get_variant(cfg.model.variant)
     probe = PixelProbe(data, seed=cfg.seed)
@@ -150,25 +188,51 @@ def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None =
         wanted = [c for c, n in enumerate(data.class_names) if plan[n] > 0]
         jobs = [(f"class-{c:03d}", _single_class(data, c), [c], [c]) for c in wanted]
     runs, class_runs = {}, {}
-    for i, (key, subset, label_map, classes) in enumerate(jobs):
+    for i, (run_key, subset, label_map, classes) in enumerate(jobs):
         progress = None
         if on_progress is not None:
             progress = (lambda i: lambda step, total, row: on_progress(i * total + step, len(jobs) * total, row))(i)
-        result = train(subset, cfg, layout.train_dir / key, on_progress=progress,
-                       quality=probe.quality_fn(label_map=label_map))
-        write_training_figures(layout.train_dir / key)
-        runs[key] = asdict(result)
-        class_runs.update({data.class_names[c]: key for c in classes})
+        result = _train_with_smaller_batches_on_oom(subset, cfg, layout.train_dir / run_key, progress,
+                                                    probe.quality_fn(label_map=label_map))
+        write_training_figures(layout.train_dir / run_key)
+        runs[run_key] = _relative_paths(asdict(result), layout.train_dir)
+        class_runs.update({data.class_names[c]: run_key for c in classes})
     aux_path = None
     if not variant.has_class_head:
-        aux_path = str(train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt"))
-    summary = {"variant": variant.name, "runs": runs, "class_runs": class_runs, "aux_classifier": aux_path,
+        train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt")
+        aux_path = "aux_classifier.pt"
+    summary = {"key": key, "from_cache": False, "variant": variant.name, "runs": runs, "class_runs": class_runs, "aux_classifier": aux_path,
                "aux_scorer": f"{variant.name} discriminator's auxiliary class head" if aux_path is None
                else AUX_DESCRIPTION,
                "seconds": round(sum(r["seconds"] for r in runs.values()), 3),
                "device": next(iter(runs.values()))["device"] if runs else str(resolve_device(cfg.train.device))}
-    _write_json(layout.train_dir / "result.json", summary)
+    _write_json(done, summary)
+    if store is not None:
+        store.publish(key, layout.train_dir)
     return summary
+
+
+def _train_with_smaller_batches_on_oom(data: LabeledImages, cfg: Config, run_dir: Path, progress, quality):
+    """Out of device memory: halve train.batch_size (down to 2), log it, and resume from the last checkpoint."""
+    while True:
+        try:
+            return train(data, cfg, run_dir, on_progress=progress, quality=quality)
+        except torch.OutOfMemoryError:
+            if cfg.train.batch_size <= 2:
+                raise
+            smaller = max(2, cfg.train.batch_size // 2)
+            log.warning("out of device memory at train.batch_size = %d; retrying with %d from the last checkpoint",
+                        cfg.train.batch_size, smaller)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=smaller))
+
+
+def _relative_paths(result: dict, root: Path) -> dict:
+    """Paths in result.json are relative to the training folder, which moves (work folder, output, cache)."""
+    for k in ("run_dir", "best_checkpoint", "last_checkpoint"):
+        result[k] = Path(result[k]).relative_to(root).as_posix()
+    return result
 
 
 def _need_by_index(plan: dict[str, int], class_names: list[str]) -> dict[int, int]:
@@ -179,6 +243,7 @@ class _Models:
     """The trained GAN(s) of a run, loaded on demand: which one serves each class."""
 
     def __init__(self, layout: RunLayout, device: torch.device):
+        self.root = layout.train_dir
         self.summary = _read_json(layout.train_dir / "result.json")
         self.device = device
         self._loaded: dict[str, Any] = {}
@@ -188,12 +253,12 @@ class _Models:
 
     def gan(self, key: str):
         if key not in self._loaded:
-            self._loaded[key] = load_gan(self.summary["runs"][key]["best_checkpoint"], self.device)
+            self._loaded[key] = load_gan(self.root / self.summary["runs"][key]["best_checkpoint"], self.device)
         return self._loaded[key]
 
     def aux_classifier(self):
         path = self.summary["aux_classifier"]
-        return load_aux_classifier(Path(path), self.device) if path else None
+        return load_aux_classifier(self.root / path, self.device) if path else None
 
 
 def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict:
@@ -317,11 +382,12 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
     names = data.class_names
     checkpoints = []
     for key, run in training["runs"].items():
-        best = Path(run["best_checkpoint"])
-        checkpoints.append({"path": best.relative_to(layout.work).as_posix(), "sha256": file_sha256(best),
+        best = layout.train_dir / run["best_checkpoint"]
+        checkpoints.append({"path": f"train/{run['best_checkpoint']}", "sha256": file_sha256(best),
                             "step": run["best_step"], "steps_trained": run["step"], "quality_score": run["best_score"],
                             "classes": [n for n, k in training["class_runs"].items() if k == key],
-                            "seconds": run["seconds"], "resumed_from": run["resumed_from"], "problems": run["problems"]})
+                            "seconds": run["seconds"], "resumed_from": run["resumed_from"], "problems": run["problems"],
+                            "rollbacks": run.get("rollbacks", 0), "batch_size": run.get("batch_size")})
     generator_of = {c: f"{cfg.model.variant}@{ck['sha256'][:12]}" for ck in checkpoints for c in ck["classes"]}
     labels = cand.labels.numpy()
     kept = scores["kept"].to_numpy(bool)
@@ -329,6 +395,7 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
     kept_by = {n: int(kept[labels == c].sum()) for c, n in enumerate(names)}
     meta = {
         "augment_version": __version__, "created_at": now_iso(), "source": data.source, "seed": cfg.seed,
+        "run_key": run_key(data.fingerprint, cfg),
         "dataset_fingerprint": data.fingerprint, "class_names": names,
         "image": {"size": data.size, "channels": data.channels},
         "counts_before": before, "plan": plan, "kept": kept_by,
@@ -346,23 +413,32 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
         "checkpoint_selected_by": "pixel-probe quality check (fidelity x diversity)",
         "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
+                     "from_cache": training.get("from_cache", False), "key": training.get("key"),
                      "steps": max((r["step"] for r in training["runs"].values()), default=0),
                      "resumed_from": max((r["resumed_from"] for r in training["runs"].values()), default=0)},
         "config": cfg.to_dict(), "package_versions": package_versions(),
     }
     for n, k in selection["shortfall"].items():
         log.warning("class %r: %d synthetic images short of the plan after %d rounds", n, k, cfg.select.max_rounds)
-    manifest = write_dataset(
+    write_dataset(
         layout.out, data, cand, scores, meta, generator=lambda c: generator_of.get(names[c], cfg.model.variant),
         train_dir=layout.train_dir, overwrite=cfg.out.overwrite,
         extras=lambda tmp, m: write_report(tmp, meta, m, quality, extra_sections))
     shutil.rmtree(layout.work, ignore_errors=True)
-    first = checkpoints[0] if checkpoints else {"step": 0}
-    return {"out": str(layout.out), "manifest_rows": len(manifest), "class_names": names,
-            "quality": meta["quality"], "external_classifier": meta["external_classifier"],
-            "counts_before": before, "plan": plan, "kept": kept_by, "rejected": meta["rejected"],
-            "counts_after": meta["counts_after"], "shortfall": selection["shortfall"],
-            "checkpoint_step": first["step"], "train_seconds": training["seconds"]}
+    return summary_from_output(layout.out)
+
+
+def summary_from_output(out: str | Path) -> dict:
+    """The summary `stage_export` returned, rebuilt from a finished output folder."""
+    out = Path(out)
+    meta = _read_json(out / "dataset.json")
+    rows = len(pd.read_parquet(out / "manifest.parquet", columns=["path"]))
+    return {"out": str(out), "manifest_rows": rows, "class_names": meta["class_names"],
+            "quality": meta.get("quality"), "external_classifier": meta.get("external_classifier"),
+            "counts_before": meta["counts_before"], "plan": meta["plan"], "kept": meta["kept"],
+            "rejected": meta["rejected"], "counts_after": meta["counts_after"], "shortfall": meta["shortfall"],
+            "checkpoint_step": (meta.get("checkpoint") or {}).get("step", 0),
+            "train_seconds": meta["training"]["seconds"]}
 
 
 def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path,
@@ -373,7 +449,9 @@ def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path,
     layout = RunLayout.for_output(out)
     tell = on_stage or (lambda name: None)
     tell("load")
-    stage_load(source, cfg, layout)
+    if stage_load(source, cfg, layout)["up_to_date"]:
+        tell("up to date: the same data and settings produced this output before")
+        return {**summary_from_output(layout.out), "up_to_date": True}
     tell("train")
     stage_train(cfg, layout, on_progress)
     tell("plan")

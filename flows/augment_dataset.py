@@ -2,6 +2,10 @@
 paths, config dicts and small summaries between them, never tensors or modules.
 
     python -m flows.augment_dataset --data SPEC --out DIR [--config FILE.toml] [--set key=value ...]
+
+Scheduled runs (`flows/augment_all.py`) call it with `out_root` and `name` instead of `out`: each run
+then lands in <out_root>/<name>/runs/<run key>/, is skipped when that output already exists, reuses a
+cached training when only the plan or selection changed, and moves <out_root>/<name>/latest to it.
 """
 
 from __future__ import annotations
@@ -9,21 +13,27 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.exceptions import MissingContextError
 
-from augment.config import build_config, config_from_dict
+from augment.config import Config, build_config, config_from_dict
 from augment.errors import AugmentError
-from augment.pipeline import RunLayout, stage_export, stage_generate, stage_load, stage_plan, stage_score, stage_train
+from augment.locking import run_lock
+from augment.multi import point_latest
+from augment.pipeline import (RunLayout, stage_export, stage_generate, stage_load, stage_load_into_root, stage_plan,
+                              stage_score, stage_train, summary_from_output)
 from augment.report import markdown_table, summary_table
+from augment.train import resolve_device
 
 
 def _log() -> logging.Logger | logging.LoggerAdapter:
@@ -34,18 +44,67 @@ def _log() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger("flows.augment_dataset")
 
 
-@task(name="load")
+def transient(task_, task_run, state) -> bool:
+    """Retry on everything but bad input or configuration (AugmentError): I/O hiccups, a crashed device."""
+    try:
+        state.result()
+    except AugmentError:
+        return False
+    except Exception:  # noqa: BLE001  anything else may pass on a second try
+        return True
+    return False
+
+
+STAGE = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": transient, "cache_policy": NO_CACHE}
+
+
+def device_limit(cfg: Config) -> str:
+    """Name of the global concurrency limit that serialises device work on this machine (README)."""
+    return f"augment-{resolve_device(cfg.train.device).type}-{socket.gethostname()}"
+
+
+def ensure_device_limit(cfg: Config, slots: int = 1) -> str:
+    """Create this machine's device limit (1 slot) unless it exists; an existing one is left as set."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
+
+    name = device_limit(cfg)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+            except Exception:  # noqa: BLE001  created concurrently by another run: fine
+                pass
+    return name
+
+
+@task(name="load", cache_policy=NO_CACHE)
 def load(data: str, config: dict, out: str) -> dict:
     summary = stage_load(data, config_from_dict(config), RunLayout.for_output(out))
-    _log().info("loaded %d images in %d classes from %s (fingerprint %s); counts %s",
-                          summary["num_images"], len(summary["class_names"]), data, summary["fingerprint"][:12],
-                          dict(zip(summary["class_names"], summary["counts"])))
+    if summary["up_to_date"]:
+        _log().info("%s: the same data and settings produced %s before; nothing to do", data, out)
+    else:
+        _log().info("loaded %d images in %d classes from %s (fingerprint %s); counts %s",
+                    summary["num_images"], len(summary["class_names"]), data, summary["fingerprint"][:12],
+                    dict(zip(summary["class_names"], summary["counts"])))
     return summary
 
 
-@task(name="train")
-def train(config: dict, out: str) -> dict:
+@task(name="load-into-root", cache_policy=NO_CACHE)
+def load_into_root(data: str, config: dict, out_root: str, name: str) -> dict:
+    summary = stage_load_into_root(data, config_from_dict(config), out_root, name)
+    _log().info("%s: run %s %s", name, summary["key"][:16],
+                "is up to date; nothing to do" if summary["up_to_date"] else f"goes to {summary['out']}")
+    return summary
+
+
+@task(name="train", **STAGE)
+def train(config: dict, out: str, cache: str | None = None) -> dict:
     logger = _log()
+    cfg = config_from_dict(config)
     artifact = create_progress_artifact(0.0, key="training-progress", description="GAN training steps done (%)")
 
     def on_progress(step: int, total: int, row: dict | None) -> None:
@@ -55,36 +114,44 @@ def train(config: dict, out: str) -> dict:
         logger.info("step %d/%d  d_loss %.4f  g_loss %.4f  %.0f img/s", step, total, row["d_loss"],
                     row["g_loss"], row["imgs_per_s"])
 
-    result = stage_train(config_from_dict(config), RunLayout.for_output(out), on_progress)
+    with concurrency(device_limit(cfg), occupy=1):
+        result = stage_train(cfg, RunLayout.for_output(out), on_progress, cache=cache)
     update_progress_artifact(artifact, 100.0)
+    if result.get("from_cache"):
+        logger.info("training reused from the cache (key %s)", result["key"][:12])
     for key, run in result["runs"].items():
-        logger.info("training %s done: step %d, best checkpoint at step %d (quality %.3f), %.0f s on %s", key,
+        logger.info("training %s: step %d, best checkpoint at step %d (quality %.3f), %.0f s on %s", key,
                     run["step"], run["best_step"], run["best_score"] or float("nan"), run["seconds"], run["device"])
     return result
 
 
-@task(name="plan")
+@task(name="plan", cache_policy=NO_CACHE)
 def plan(config: dict, out: str) -> dict:
     p = stage_plan(config_from_dict(config), RunLayout.for_output(out))
     _log().info("synthetic images planned per class: %s", p)
     return p
 
 
-@task(name="generate")
+@task(name="generate", **STAGE)
 def generate(config: dict, out: str, round_index: int) -> dict:
-    summary = stage_generate(config_from_dict(config), RunLayout.for_output(out), round_index)
+    cfg = config_from_dict(config)
+    with concurrency(device_limit(cfg), occupy=1):
+        summary = stage_generate(cfg, RunLayout.for_output(out), round_index)
     _log().info("round %d: generated %s", round_index, summary["generated"])
     return summary
 
 
-@task(name="score")
+@task(name="score", **STAGE)
 def score(config: dict, out: str) -> dict:
-    summary = stage_score(config_from_dict(config), RunLayout.for_output(out))
-    _log().info("kept per class %s; short %s", summary["kept"], summary["shortfall"] or "none")
+    cfg = config_from_dict(config)
+    with concurrency(device_limit(cfg), occupy=1):
+        summary = stage_score(cfg, RunLayout.for_output(out))
+    _log().info("kept per class %s; short %s; rejected by %s", summary["kept"], summary["shortfall"] or "none",
+                summary["rejected_by"])
     return summary
 
 
-@task(name="export")
+@task(name="export", **STAGE)
 def export(config: dict, out: str) -> dict:
     summary = stage_export(config_from_dict(config), RunLayout.for_output(out))
     for name, short in summary["shortfall"].items():
@@ -92,20 +159,39 @@ def export(config: dict, out: str) -> dict:
     return summary
 
 
-@flow(name="augment-dataset")
-def augment_dataset(data: str, out: str, config: dict[str, Any] | None = None) -> dict:
-    """Load, train, generate, score and export one dataset; publishes a markdown summary artifact."""
-    cfg = build_config(base=config or {})  # validates before any task runs
+def _stages(cfg: Config, out: str, cache: str | None) -> dict:
     cfg_dict = cfg.to_dict()
-    load(data, cfg_dict, out)
-    train(cfg_dict, out)
+    train(cfg_dict, out, cache)
     p = plan(cfg_dict, out)
     if any(p.values()):
         for r in range(cfg.select.max_rounds):
             generate(cfg_dict, out, r)
             if not score(cfg_dict, out)["shortfall"]:
                 break
-    summary = export(cfg_dict, out)
+    return export(cfg_dict, out)
+
+
+@flow(name="augment-dataset")
+def augment_dataset(data: str, out: str | None = None, config: dict[str, Any] | None = None,
+                    out_root: str | None = None, name: str | None = None, cache: str | None = None,
+                    lock_timeout: float = 3600.0) -> dict:
+    """Load, train, generate, score and export one dataset; publishes the report as artifacts.
+    Give `out` (a folder), or `out_root` and `name` for scheduled runs (see the module docstring)."""
+    cfg = build_config(base=config or {})  # validates before any task runs
+    if (out is None) == (out_root is None) or (out_root is not None and not name):
+        raise ValueError("give either out, or out_root and name")
+    ensure_device_limit(cfg)
+    if out is not None:
+        up_to_date = load(data, cfg.to_dict(), out)["up_to_date"]
+        summary = summary_from_output(out) if up_to_date else _stages(cfg, out, cache)
+        summary["up_to_date"] = up_to_date
+    else:
+        with run_lock(Path(out_root) / name / ".lock", timeout=lock_timeout):
+            placed = load_into_root(data, cfg.to_dict(), out_root, name)
+            summary = summary_from_output(placed["out"]) if placed["up_to_date"] else \
+                _stages(cfg, placed["out"], cache)
+            summary["up_to_date"] = placed["up_to_date"]
+            point_latest(out_root, name, Path(placed["out"]))
     publish_report(data, summary)
     return summary
 

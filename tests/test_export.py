@@ -79,12 +79,13 @@ def test_failure_mid_export_leaves_no_output_folder(folder, tmp_path, monkeypatc
         run_pipeline(str(folder), tiny_config(*CFG), out)
     assert not out.exists()
     assert not any(n.startswith(".out.tmp-") for n in siblings(out))
-    # the work folder survives, so the rerun resumes instead of retraining
+    # the work folder survives, so the rerun reuses the finished training instead of retraining
+    trained = json.loads((tmp_path / ".out.augment-work" / "train" / "result.json").read_text())
     monkeypatch.setattr(export, "_write_png", real_write)
     summary = run_pipeline(str(folder), tiny_config(*CFG), out)
     assert out.is_dir() and summary["counts_after"]["dog"] == 6
     meta = json.loads((out / "dataset.json").read_text())
-    assert meta["training"]["resumed_from"] == 2
+    assert meta["training"]["seconds"] == trained["seconds"] and meta["training"]["key"] == trained["key"]
 
 
 def test_overwrite_replaces_only_when_the_new_dataset_is_complete(folder, tmp_path, monkeypatch):

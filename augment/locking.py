@@ -1,0 +1,74 @@
+"""A lock file per run folder, so two runs over the same output root never write the same run.
+
+The lock is a file created with O_EXCL holding host, pid and time. A lock whose process is gone
+(same host) or that is older than `stale_after` seconds (another host) is taken over; otherwise
+the caller waits up to `timeout` seconds and then gets a RunLockedError naming the holder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from augment.errors import AugmentError
+
+
+class RunLockedError(AugmentError):
+    """Another run holds the lock."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(path: Path, stale_after: float) -> bool:
+    try:
+        holder = json.loads(path.read_text())
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return True  # unreadable or vanished: a crashed writer
+    if holder.get("host") == socket.gethostname():
+        return not _alive(int(holder.get("pid", -1)))
+    return age > stale_after
+
+
+@contextmanager
+def run_lock(path: str | Path, timeout: float = 0.0, stale_after: float = 6 * 3600,
+             poll: float = 1.0) -> Iterator[Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+            break
+        except FileExistsError:
+            if _stale(path, stale_after):
+                path.unlink(missing_ok=True)
+                continue
+            if time.monotonic() >= deadline:
+                try:
+                    holder = path.read_text()
+                except OSError:
+                    holder = "?"
+                raise RunLockedError(f"Another run is writing '{path.parent}' (lock '{path}' held by {holder}). "
+                                     "Wait for it, or remove the lock file if that run is gone.") from None
+            time.sleep(poll)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,47 @@
+"""The multi-dataset flow: every dataset runs, a broken one does not stop the others, reruns are cached."""
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.artifacts import Artifact
+
+from flows.augment_all import augment_all
+from makers import TINY, make_image_folder
+
+
+def write_config(tmp_path: Path, datasets: str) -> Path:
+    f = tmp_path / "datasets.toml"
+    defaults = json.dumps(TINY).replace('":', '" =').replace("{", "{ ").replace("}", " }")
+    f.write_text(f'out_root = "{tmp_path / "runs"}"\ndefaults = {defaults}\n' + datasets)
+    return f
+
+
+@pytest.fixture
+def two_datasets(tmp_path):
+    make_image_folder(tmp_path / "good", {"a": 5, "b": 2}, size=8)
+    (tmp_path / "broken" / "a").mkdir(parents=True)  # an empty class folder
+    make_image_folder(tmp_path / "broken", {"b": 3}, size=8)
+    return write_config(tmp_path, f'[[datasets]]\nname = "good"\ndata = "{tmp_path / "good"}"\n'
+                                  f'[[datasets]]\nname = "broken"\ndata = "{tmp_path / "broken"}"\n')
+
+
+def test_a_broken_dataset_does_not_stop_the_others(two_datasets, tmp_path):
+    state = augment_all(str(two_datasets), return_state=True)
+    assert state.is_failed() and "1 of 2 dataset(s) failed: broken" in state.message
+    rows = {r["dataset"]: r for r in state.result(raise_on_failure=False)}
+    assert rows["good"]["status"] == "done" and rows["broken"]["status"] == "failed"
+    assert "holds no image files" in rows["broken"]["why"]
+    latest = tmp_path / "runs" / "good" / "latest"
+    assert (latest / "manifest.parquet").is_file() and latest.resolve().parent.name == "runs"
+    assert '"status": "failed"' in Artifact.get("augment-all").data
+
+
+def test_rerun_over_unchanged_data_is_up_to_date(tmp_path):
+    make_image_folder(tmp_path / "good", {"a": 5, "b": 2}, size=8)
+    config = write_config(tmp_path, f'[[datasets]]\nname = "good"\ndata = "{tmp_path / "good"}"\n')
+    first = augment_all(str(config), return_state=True).result()
+    second = augment_all(str(config), return_state=True).result()
+    assert first[0]["status"] == "done" and second[0]["status"] == "up to date"
+    assert second[0]["out"] == first[0]["out"]
+    assert len(list((tmp_path / "runs" / "good" / "runs").iterdir())) == 1

@@ -1,0 +1,106 @@
+"""Scheduled runs: the multi-dataset file, the run lock, the training cache and per-run folders."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from augment.cache import TrainingCache, run_key, training_key
+from augment.errors import ConfigError
+from augment.locking import RunLockedError, run_lock
+from augment.multi import point_latest, read_jobs
+from augment.pipeline import stage_load_into_root, stage_train, RunLayout
+from makers import make_image_folder, tiny_config
+
+
+def test_example_file_reads(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    jobs, cache = read_jobs("data/datasets.example.toml")
+    assert [j.name for j in jobs] == ["digits", "digits-lt"] and not any(j.error for j in jobs)
+    assert jobs[0].config["balance"]["sampling_strategy"] == "target:250"
+    assert jobs[1].config["train"]["steps"] == 1500  # from [defaults]
+    assert cache.endswith("data/runs/nightly/.augment-cache")
+
+
+def test_bad_dataset_settings_fail_that_dataset_only(tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text('[[datasets]]\nname = "a"\ndata = "digits"\nconfig = { train = { steps = -1 } }\n'
+                 '[[datasets]]\nname = "b"\ndata = "digits"\n')
+    jobs, _ = read_jobs(f)
+    assert "'train.steps' setting must be a positive integer" in jobs[0].error and jobs[1].error is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("out = 'x'\n", r"unknown top-level key\(s\) \['out'\]"),
+    ("[[datasets]]\nname = 'a'\n", "needs 'name' and 'data'"),
+    ("[[datasets]]\nname = '../a'\ndata = 'digits'\n", "must be a unique plain folder name"),
+    ("[[datasets]]\nname = 'a'\ndata = 'digits'\n[[datasets]]\nname = 'a'\ndata = 'digits'\n", "unique"),
+    ("seed = 1\n", r"unknown top-level"),
+])
+def test_bad_files_are_refused_by_name(tmp_path, text, message):
+    f = tmp_path / "m.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_jobs(f)
+
+
+def test_lock_excludes_a_second_run_and_recovers_from_a_dead_holder(tmp_path):
+    lock = tmp_path / ".lock"
+    with run_lock(lock):
+        with pytest.raises(RunLockedError, match="Another run is writing"):
+            with run_lock(lock, timeout=0.2, poll=0.05):
+                pass
+    assert not lock.exists()
+    lock.write_text(json.dumps({"host": os.uname().nodename, "pid": 999999, "since": 0}))  # a killed run's
+    with run_lock(lock, timeout=0):
+        pass
+
+
+def test_lock_waits_for_the_holder(tmp_path):
+    lock, order = tmp_path / ".lock", []
+
+    def holder():
+        with run_lock(lock):
+            order.append("first in")
+            time.sleep(0.5)
+            order.append("first out")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    time.sleep(0.1)
+    with run_lock(lock, timeout=10, poll=0.05):
+        order.append("second in")
+    t.join()
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_training_cache_is_reused_when_only_the_plan_changes(tmp_path):
+    folder = make_image_folder(tmp_path / "ds", {"a": 5, "b": 2}, size=8)
+    cache = tmp_path / "cache"
+    first = stage_load_into_root(str(folder), tiny_config(), tmp_path / "root", "ds")
+    assert not first["up_to_date"]
+    trained = stage_train(tiny_config(), RunLayout.for_output(first["out"]), cache=cache)
+    assert not trained["from_cache"] and TrainingCache(cache).has(trained["key"])
+    other_plan = tiny_config('balance.sampling_strategy="target:4"')
+    second = stage_load_into_root(str(folder), other_plan, tmp_path / "root", "ds")
+    assert second["out"] != first["out"]  # another run key, another run folder
+    again = stage_train(other_plan, RunLayout.for_output(second["out"]), cache=cache)
+    assert again["from_cache"] and again["key"] == trained["key"]
+    assert run_key("f", tiny_config()) != run_key("f", other_plan)
+    assert training_key("f", tiny_config()) == training_key("f", other_plan)
+    assert training_key("f", tiny_config()) != training_key("f", tiny_config("train.lr=0.001"))
+    assert training_key("f", tiny_config()) == training_key("f", tiny_config("train.log_every=7"))
+
+
+def test_latest_pointer_moves_atomically(tmp_path):
+    a, b = tmp_path / "ds" / "runs" / "a", tmp_path / "ds" / "runs" / "b"
+    a.mkdir(parents=True)
+    b.mkdir()
+    link = point_latest(tmp_path, "ds", a)
+    assert link.resolve() == a.resolve()
+    point_latest(tmp_path, "ds", b)
+    assert link.resolve() == b.resolve() and os.readlink(link) == "runs/b"

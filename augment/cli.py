@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, default=1)
     e.add_argument("--cnn-steps", type=int, default=1000)
     e.add_argument("--quiet", action="store_true", help="no progress lines")
+    x = sub.add_parser("export", help="write a subset of a finished run as imagefolder, npz or csv")
+    x.add_argument("--run", required=True, type=Path, help="an augment output folder")
+    x.add_argument("--to", required=True, type=Path, help="where to write (must not exist)")
+    x.add_argument("--format", required=True, choices=["imagefolder", "npz", "csv"])
+    x.add_argument("--synthetic-only", action="store_true", help="only synthetic rows")
+    x.add_argument("--kept-only", action="store_true", help="only kept rows (drops rejected candidates)")
+    x.add_argument("--quiet", action="store_true")
     r = sub.add_parser("run", help="augment a dataset")
     r.add_argument("--data", required=True, metavar="SPEC",
                    help="ImageFolder dir, .csv/.parquet manifest, .npz, 'digits' or torchvision:NAME:ROOT")
@@ -91,6 +98,8 @@ def _print_summary(summary: dict, started: float, downstream=None) -> None:
         print(downstream.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if summary["shortfall"]:
         print(f"\nWARNING: classes short of the plan: {summary['shortfall']}")
+    if summary.get("up_to_date"):
+        print("\nUp to date: the same data and settings produced this output before; nothing was redone.")
     print(f"\nOutput: {summary['out']}  ({summary['manifest_rows']} manifest rows; "
           f"checkpoint step {summary['checkpoint_step']}; {time.perf_counter() - started:.0f} s)")
 
@@ -148,12 +157,20 @@ def _evaluate(args, progress: _Progress) -> None:
     print(f"\nWritten: {args.run / 'evaluation.csv'}, {args.run / 'evaluation.json'}; report updated.")
 
 
+def _export(args, progress: _Progress) -> None:
+    from augment.export_formats import export_run
+
+    r = export_run(args.run, args.to, args.format, args.synthetic_only, args.kept_only)
+    print(f"Exported {r['rows']} images ({r['synthetic']} synthetic; classes {r['classes']}) as {r['format']} "
+          f"to {r['to']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[augment] %(levelname)s: %(message)s")
     progress = _Progress(args.quiet)
     try:
-        {"demo": _demo, "run": _run, "evaluate": _evaluate}[args.command](args, progress)
+        {"demo": _demo, "run": _run, "evaluate": _evaluate, "export": _export}[args.command](args, progress)
     except AugmentError as exc:
         progress.close()
         print(f"augment: error: {exc}", file=sys.stderr)

@@ -1,0 +1,118 @@
+"""`augment export`: a chosen subset of a finished run in a chosen format, written atomically.
+
+Formats: 'imagefolder' (TO/<class>/<file>.png plus manifest.csv), 'npz' (TO, one file: uint8 `x`,
+`y`, `class_names` of the classes present in the subset, `run_label` (the run's class index), and
+every manifest column as an array of the same name), 'csv' (TO/labels.csv
+with `path,label` plus every manifest column, and the images under TO/images/). Each of them reads
+back with augment's own readers. The manifest's provenance columns travel with every row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from augment.errors import ConfigError, OutputError
+
+FORMATS = ("imagefolder", "npz", "csv")
+
+
+def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.DataFrame]:
+    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
+        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
+    meta = json.loads((run / "dataset.json").read_text())
+    m = pd.read_parquet(run / "manifest.parquet")
+    if kept_only:
+        m = m[m["kept"]]
+    if synthetic_only:
+        m = m[m["is_synthetic"]]
+    if m.empty:
+        raise OutputError(f"Nothing to export from '{run}' with synthetic_only={synthetic_only}, "
+                          f"kept_only={kept_only}.")
+    return meta, m.reset_index(drop=True)
+
+
+def export_run(run: str | Path, to: str | Path, fmt: str, synthetic_only: bool = False,
+               kept_only: bool = False) -> dict:
+    run, to = Path(run), Path(to)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {list(FORMATS)}. Got {fmt!r} instead.")
+    if to.exists():
+        raise OutputError(f"--to '{to}' exists. Choose a new path; export never replaces what is there.")
+    meta, rows = _rows(run, synthetic_only, kept_only)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.parent / f".{to.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        {"imagefolder": _imagefolder, "npz": _npz, "csv": _csv}[fmt](run, tmp, meta, rows)
+        os.rename(tmp, to)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+    return {"to": str(to), "format": fmt, "rows": len(rows), "synthetic": int(rows["is_synthetic"].sum()),
+            "classes": sorted(rows["class_name"].unique().tolist())}
+
+
+def _with_source(rows: pd.DataFrame, run: Path, new_paths: list[str]) -> pd.DataFrame:
+    out = rows.copy()
+    out.insert(0, "run_path", [str(run / p) for p in rows["path"]])
+    out["path"] = new_paths
+    return out
+
+
+def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str) -> list[str]:
+    paths = []
+    for p in rows["path"]:
+        rel = Path(p)
+        dest = Path(prefix) / rel.parent.name / rel.name  # <prefix>/<class dir>/<file>
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / p, root / dest)
+        paths.append(dest.as_posix())
+    return paths
+
+
+def _imagefolder(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    tmp.mkdir()
+    new = _copy_images(run, tmp, rows, ".")
+    _with_source(rows, run, new).to_csv(tmp / "manifest.csv", index=False)
+
+
+def _csv(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    tmp.mkdir()
+    new = _copy_images(run, tmp, rows, "images")
+    table = _with_source(rows, run, new)
+    table.insert(1, "label_index", table.pop("label"))
+    table.insert(1, "label", table["class_name"])
+    table.to_csv(tmp / "labels.csv", index=False)
+
+
+def _npz(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    x = np.stack([np.asarray(Image.open(run / p)) for p in rows["path"]])
+    # Only the classes present in this subset (synthetic-only exports lack the majority class), so
+    # that every class in the file has images; `label` keeps the run's original class index.
+    present = sorted(rows["label"].unique().tolist())
+    remap = {old: new for new, old in enumerate(present)}
+    arrays = {"x": x, "y": rows["label"].map(remap).to_numpy(np.int64),
+              "class_names": np.array([meta["class_names"][i] for i in present], dtype=str),
+              "run_label": rows["label"].to_numpy(np.int64)}
+    for col in rows.columns:
+        if col in ("label",):
+            continue
+        values = rows[col]
+        if values.dtype == bool or str(values.dtype) == "boolean":
+            arrays[col] = values.fillna(False).to_numpy(bool)
+        elif pd.api.types.is_numeric_dtype(values):
+            arrays[col] = values.astype("float64").to_numpy(na_value=np.nan)
+        else:
+            arrays[col] = values.fillna("").astype(str).to_numpy(dtype=str)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)

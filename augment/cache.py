@@ -17,6 +17,7 @@ from pathlib import Path
 
 from augment import __version__
 from augment.config import Config
+from augment.fsutil import link_or_copy_tree
 
 # Settings that change how training runs, not what it produces.
 NOT_IN_KEY = {"device", "threads", "log_every", "keep_checkpoints", "compile"}
@@ -40,15 +41,6 @@ def run_key(fingerprint: str, cfg: Config) -> str:
                                      sort_keys=True).encode()).hexdigest()
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link)
-
-
 class TrainingCache:
     def __init__(self, root: str | Path):
         self.root = Path(root) / "train"
@@ -65,7 +57,7 @@ class TrainingCache:
             return False
         if train_dir.exists():
             shutil.rmtree(train_dir)
-        _copy_tree(self.entry(key), train_dir)
+        link_or_copy_tree(self.entry(key), train_dir)
         return True
 
     def publish(self, key: str, train_dir: Path) -> None:
@@ -75,7 +67,7 @@ class TrainingCache:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            _copy_tree(train_dir, tmp)
+            link_or_copy_tree(train_dir, tmp)
             try:
                 os.rename(tmp, self.entry(key))
             except OSError:  # published concurrently by someone else

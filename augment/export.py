@@ -20,6 +20,7 @@ from PIL import Image
 from augment.data.labeled import LabeledImages
 from augment.data.names import class_dirs
 from augment.errors import OutputError, as_output_error
+from augment.fsutil import link_or_copy_tree, pid_alive
 from augment.generate import Synthetic
 
 SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
@@ -44,16 +45,6 @@ def check_output_target(out: Path, overwrite: bool) -> None:
         raise OutputError(f"Cannot write in '{parent.resolve()}' (permission denied). Choose a writable --out.")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_temps(out: Path) -> list[str]:
     """Remove temp folders left by killed exports of this target (their owning process is gone)."""
     removed = []
@@ -67,7 +58,7 @@ def clean_stale_temps(out: Path) -> list[str]:
                 pid = int(p.name[len(prefix):].split("-")[0])
             except ValueError:
                 continue
-            if not _pid_alive(pid) or pid == os.getpid():
+            if not pid_alive(pid) or pid == os.getpid():
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(str(p))
     return removed
@@ -76,16 +67,6 @@ def clean_stale_temps(out: Path) -> list[str]:
 def _write_png(path: Path, image: np.ndarray) -> None:
     arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
     Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG")
-
-
-def _link_or_copy_tree(src: Path, dst: Path) -> None:
-    """Hard-link files where the filesystem allows (cheap, and the source stays intact), else copy."""
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link)
 
 
 def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, dirs: list[str],
@@ -146,7 +127,7 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         if train_dir is not None and Path(train_dir).is_dir():
-            _link_or_copy_tree(Path(train_dir), tmp / "train")
+            link_or_copy_tree(Path(train_dir), tmp / "train")
         meta = {**meta, "class_dirs": dict(zip(real.class_names, dirs))}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str))
         if extras is not None:

@@ -16,20 +16,11 @@ from pathlib import Path
 from typing import Iterator
 
 from augment.errors import AugmentError
+from augment.fsutil import pid_alive
 
 
 class RunLockedError(AugmentError):
     """Another run holds the lock."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stale(path: Path, stale_after: float) -> bool:
@@ -39,7 +30,7 @@ def _stale(path: Path, stale_after: float) -> bool:
     except (OSError, ValueError):
         return True  # unreadable or vanished: a crashed writer
     if holder.get("host") == socket.gethostname():
-        return not _alive(int(holder.get("pid", -1)))
+        return not pid_alive(int(holder.get("pid", -1)))
     return age > stale_after
 
 

@@ -188,15 +188,15 @@ def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None =
         wanted = [c for c, n in enumerate(data.class_names) if plan[n] > 0]
         jobs = [(f"class-{c:03d}", _single_class(data, c), [c], [c]) for c in wanted]
     runs, class_runs = {}, {}
-    for i, (run_key, subset, label_map, classes) in enumerate(jobs):
+    for i, (job, subset, label_map, classes) in enumerate(jobs):
         progress = None
         if on_progress is not None:
             progress = (lambda i: lambda step, total, row: on_progress(i * total + step, len(jobs) * total, row))(i)
-        result = _train_with_smaller_batches_on_oom(subset, cfg, layout.train_dir / run_key, progress,
+        result = _train_with_smaller_batches_on_oom(subset, cfg, layout.train_dir / job, progress,
                                                     probe.quality_fn(label_map=label_map))
-        write_training_figures(layout.train_dir / run_key)
-        runs[run_key] = _relative_paths(asdict(result), layout.train_dir)
-        class_runs.update({data.class_names[c]: run_key for c in classes})
+        write_training_figures(layout.train_dir / job)
+        runs[job] = _relative_paths(asdict(result), layout.train_dir)
+        class_runs.update({data.class_names[c]: job for c in classes})
     aux_path = None
     if not variant.has_class_head:
         train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt")

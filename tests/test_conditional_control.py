@@ -1,7 +1,6 @@
 """Conditional control: trained briefly on horizontal vs vertical bars, each conditional variant
 generates images that a classifier fitted on the real images reads as the asked-for class."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,0 +1,28 @@
+"""Small filesystem helpers shared by export, the training cache and the run lock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def link_or_copy_tree(src: Path, dst: Path) -> None:
+    """Copy a folder, hard-linking files where the filesystem allows (cheap; the source stays intact)."""
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, copy_function=link)

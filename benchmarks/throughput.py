@@ -9,6 +9,12 @@ same process on the same device, the fraction of peak the training step reaches.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--steps 60] [--configs classic,default]
         [--set key=value ...]          (applied to every config, e.g. --set train.compile=true)
+    python benchmarks/throughput.py --time-to-quality [--budget 1800] [--configs classic,default,small]
+
+--time-to-quality: from a cold start on the full MNIST train split (balanced), train each config and
+every --check-every steps let the external classifier (the SmallCNN recipe, trained once on the same
+images) read 100 generated images per class; report the training wall time (the checks' own time
+excluded) until it reads >= 95% as their intended class, or the best reached within --budget seconds.
 """
 
 from __future__ import annotations
@@ -36,18 +42,22 @@ from augment.train import build_networks, data_shape, train  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
 CONFIGS = {
-    "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64"],
+    # the PyTorch ACGAN write-up: its architecture and hyperparameters (Adam 2e-4, beta1 0.5, batch 64)
+    "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64",
+                "train.ema=false"],
     "default": ["image.size=28", "train.batch_size=64"],
+    "small": ["image.size=28", "model.width=32", "train.batch_size=64"],
 }
 
 
 def mnist(n: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n images of MNIST's train split (uint8, N x 28 x 28) and their labels."""
     d = np.load(MNIST)
     return torch.from_numpy(d["x_train"][:n]), torch.from_numpy(d["y_train"][:n].astype(np.int64))
 
 
-def as_dataset(size: int) -> LabeledImages:
-    x, y = mnist()
+def as_dataset(size: int, n: int = 10000) -> LabeledImages:
+    x, y = mnist(n)
     if size != 28:
         x = torch.nn.functional.interpolate(x[:, None].float(), size=(size, size), mode="bilinear",
                                             antialias=True).round().clamp(0, 255).to(torch.uint8)[:, 0]
@@ -122,6 +132,41 @@ def run_config(name: str, sets: list[str], device: torch.device, steps: int, log
             "achieved_flops": flops / cfg.train.batch_size * train_rate}
 
 
+class Reached(Exception):
+    pass
+
+
+def time_to_quality(name: str, sets: list[str], device: torch.device, budget: float, check_every: int,
+                    judge) -> dict:
+    """Train from scratch until the judge reads >= 95% of generated images as their class."""
+    cfg = build_config(sets=[*CONFIGS[name], *sets, f"train.device={device.type}", "train.steps=1000000",
+                             f"train.checkpoint_every={check_every}", "train.log_every=50", "train.keep_checkpoints=1",
+                             f"train.max_seconds={budget}"])
+    data = as_dataset(cfg.image.size, n=60000)
+    clock = {"start": time.perf_counter(), "checks": 0.0, "history": []}
+
+    def quality(sample):
+        t = time.perf_counter()
+        images, labels = sample(100)
+        acc = float((judge(images).argmax(1) == labels.numpy()).mean())
+        train_time = t - clock["start"] - clock["checks"]
+        clock["history"].append((train_time, acc))
+        clock["checks"] += time.perf_counter() - t
+        if acc >= 0.95:
+            raise Reached
+        return {"score": acc}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            train(data, cfg, Path(tmp) / "run", quality=quality)
+        except Reached:
+            pass
+    reached = [t for t, a in clock["history"] if a >= 0.95]
+    best = max(clock["history"], key=lambda h: h[1]) if clock["history"] else (float("nan"), float("nan"))
+    return {"config": name, "seconds_to_95": reached[0] if reached else None, "checks": len(clock["history"]),
+            "best_accuracy": best[1], "at_seconds": best[0]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -129,8 +174,38 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--configs", default="classic,default")
     p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--time-to-quality", action="store_true")
+    p.add_argument("--budget", type=float, default=1800)
+    p.add_argument("--check-every", type=int, default=100)
     args = p.parse_args()
     device = torch.device(args.device)
+    if args.time_to_quality:
+        from augment.score import cnn
+
+        x, y = mnist(60000)
+        t = time.perf_counter()
+        judge_model = cnn.train_cnn(x[:, None].contiguous(), y, 10, steps=1000, device=device)
+        test = np.load(MNIST)
+        acc = (cnn.predict(judge_model, torch.from_numpy(test["x_test"])[:, None], device)[0].argmax(1)
+               == test["y_test"]).mean()
+        print(f"# time to quality on MNIST (60,000 balanced train images), device {device}, threads "
+              f"{torch.get_num_threads()}, torch {torch.__version__}; judge: SmallCNN, 1000 steps "
+              f"({time.perf_counter() - t:.0f} s), test accuracy {acc:.4f}; checks every {args.check_every} steps "
+              f"on 100 images per class, their time excluded; budget {args.budget:.0f} s per config", flush=True)
+
+        def judge(images: torch.Tensor) -> np.ndarray:
+            if images.shape[-1] != 28:
+                images = torch.nn.functional.interpolate(images.float(), size=(28, 28), mode="bilinear",
+                                                         antialias=True).round().clamp(0, 255).to(torch.uint8)
+            return cnn.predict(judge_model, images, device)[0]
+
+        for cname in args.configs.split(","):
+            r = time_to_quality(cname.strip(), args.sets, device, args.budget, args.check_every, judge)
+            reached = f"{r['seconds_to_95']:.0f} s" if r["seconds_to_95"] is not None else "not reached"
+            print(f"{r['config']:8s} time to 95%: {reached:>12s}; best {r['best_accuracy']:.3f} at "
+                  f"{r['at_seconds']:.0f} s; {r['checks']} checks; settings {CONFIGS[r['config']] + args.sets}",
+                  flush=True)
+        return
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     peak = matmul_peak(device, dtype)
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())

@@ -360,6 +360,12 @@ def _quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Syntheti
     inputs = MetricInputs(real_feats, feats[kept], cand.labels.numpy()[kept], scores["ext_pred"].to_numpy()[kept],
                           data.num_classes, selection["copy_threshold"], scores["nn_distance"].to_numpy()[kept])
     table = quality_table(real_feats, data.labels.numpy(), inputs, data.class_names, seed=cfg.seed)
+    # Kept images agree with the external classifier by construction when select.require_agreement
+    # is on; how often it reads *all* candidates as their class says how good the generator is.
+    labels, preds = cand.labels.numpy(), scores["ext_pred"].to_numpy()
+    per_class = {data.class_names[c]: float((preds[labels == c] == c).mean()) for c in np.unique(labels)}
+    table.insert(table.columns.get_loc("ext_accuracy") + 1, "ext_accuracy_all_candidates",
+                 [per_class.get(name, float((preds == labels).mean())) for name in table["class"]])
     if cfg.score.cas:
         cas = classification_accuracy_score(cand.images[torch.from_numpy(kept)], cand.labels[torch.from_numpy(kept)],
                                             data, cfg)

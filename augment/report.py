@@ -209,7 +209,8 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
         b += [("h2", "Quality of the kept synthetic images"),
               ("p", "In the external classifier's feature space. cas: classification accuracy score, the "
                     "external recipe trained on kept synthetic images only and tested on held-out real images "
-                    "(per-class recall; balanced accuracy overall)."),
+                    "(per-class recall; balanced accuracy overall). ext_accuracy_all_candidates: the share of "
+                    "all generated candidates, kept or not, that the external classifier reads as their class."),
               ("table", quality)]
     if plot_kept_rejected(out, manifest, figs / "kept_rejected.png"):
         b += [("h2", "Kept and rejected samples"), ("img", "figures/kept_rejected.png", "kept and rejected samples")]

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -28,6 +29,15 @@ def test_report_html_is_self_contained(run):
     md = (run / "report.md").read_text()
     for fig in re.findall(r"\]\((figures/[^)]+)\)", md):
         assert (run / fig).is_file()
+
+
+def test_quality_table_says_how_often_the_judge_agrees_with_every_candidate(run):
+    quality = pd.read_csv(run / "quality.csv").set_index("class")
+    m = pd.read_parquet(run / "manifest.parquet")
+    candidates = m[m.is_synthetic]
+    agree = (candidates.ext_pred == candidates.label).groupby(candidates.class_name).mean()
+    assert np.allclose(quality.loc[agree.index, "ext_accuracy_all_candidates"], agree)
+    assert np.isclose(quality.loc["all", "ext_accuracy_all_candidates"], (candidates.ext_pred == candidates.label).mean())
 
 
 @pytest.mark.slow

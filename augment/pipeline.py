@@ -100,8 +100,7 @@ def _read_json(path: Path) -> Any:
 def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> dict:
     """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
     work folder. Everything that can be refused is refused here, before anything is written."""
-    data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
-                                                                         cfg.data.allow_outside_root)
+    data = _read(source, cfg)
     key = run_key(data.fingerprint, cfg)
     if _output_key(layout.out) == key:  # the same run finished before: nothing to do
         shutil.rmtree(layout.work, ignore_errors=True)  # left only if killed while tidying up
@@ -133,6 +132,11 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> d
             "image_size": data.size, "channels": data.channels, "notes": data.notes}
 
 
+def _read(source: str | LabeledImages, cfg: Config) -> LabeledImages:
+    return source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
+                                                                         cfg.data.allow_outside_root)
+
+
 def _output_key(out: Path) -> str | None:
     try:
         return json.loads((out / "dataset.json").read_text()).get("run_key")
@@ -144,8 +148,7 @@ def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str
     """Scheduled runs: load and validate, then place this run at <out_root>/<name>/runs/<run key>. If a
     complete output for the same data and settings is already there, nothing is written and
     `up_to_date` is true. Call it holding the dataset's lock (augment.locking.run_lock)."""
-    data = source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
-                                                                         cfg.data.allow_outside_root)
+    data = _read(source, cfg)
     out = run_dir(out_root, name, run_key(data.fingerprint, cfg))
     return {**stage_load(data, cfg, RunLayout.for_output(out)), "out": str(out)}
 
@@ -364,8 +367,9 @@ def _quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Syntheti
     # is on; how often it reads *all* candidates as their class says how good the generator is.
     labels, preds = cand.labels.numpy(), scores["ext_pred"].to_numpy()
     per_class = {data.class_names[c]: float((preds[labels == c] == c).mean()) for c in np.unique(labels)}
+    per_class["all"] = float((preds == labels).mean())
     table.insert(table.columns.get_loc("ext_accuracy") + 1, "ext_accuracy_all_candidates",
-                 [per_class.get(name, float((preds == labels).mean())) for name in table["class"]])
+                 [per_class[name] for name in table["class"]])
     if cfg.score.cas:
         cas = classification_accuracy_score(cand.images[torch.from_numpy(kept)], cand.labels[torch.from_numpy(kept)],
                                             data, cfg)

@@ -26,3 +26,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A finished run (tiny GAN, every needed candidate kept) over cat: 6, dog: 3 images; read-only."""
+    from augment.pipeline import run_pipeline
+    from makers import KEEP_ALL, make_image_folder, tiny_config
+
+    tmp = tmp_path_factory.mktemp("finished_run")
+    folder = make_image_folder(tmp / "ds", {"cat": 6, "dog": 3}, size=8)
+    run_pipeline(str(folder), tiny_config(*KEEP_ALL), tmp / "out")
+    return tmp / "out"

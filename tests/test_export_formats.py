@@ -8,16 +8,11 @@ from augment.cli import main
 from augment.data import load_dataset
 from augment.errors import OutputError
 from augment.export_formats import export_run
-from augment.pipeline import run_pipeline
-from makers import KEEP_ALL, make_image_folder, tiny_config
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    folder = make_image_folder(tmp / "ds", {"cat": 6, "dog": 3}, size=8)
-    run_pipeline(str(folder), tiny_config(*KEEP_ALL), tmp / "run")
-    return tmp / "run"
+@pytest.fixture
+def run(finished_run):
+    return finished_run
 
 
 def expected(run, synthetic_only=False, kept_only=False):

@@ -8,16 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from augment.pipeline import run_pipeline
-from makers import KEEP_ALL, make_image_folder, tiny_config
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    folder = make_image_folder(tmp / "ds", {"cat": 6, "dog": 3}, size=8)
-    run_pipeline(str(folder), tiny_config(*KEEP_ALL), tmp / "out")
-    return tmp / "out"
+@pytest.fixture
+def run(finished_run):
+    return finished_run
 
 
 def test_report_html_is_self_contained(run):

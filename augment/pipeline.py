@@ -293,7 +293,8 @@ def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict
 
 def _external(cfg: Config, layout: RunLayout, data: LabeledImages, device: torch.device):
     """The external classifier (fitted once per run and cached for the 'cnn' recipe), its report,
-    and the real images' features."""
+    the real images' features and each real image's distance to its nearest other real image
+    (both kept in the work folder: they are the same for every selection round)."""
     ext, report = fit_external(data, cfg.score.external, seed=cfg.seed, device=device,
                                steps=cfg.score.external_steps, floor=cfg.score.min_external_accuracy,
                                cache=layout.work / "external.pt")
@@ -303,7 +304,13 @@ def _external(cfg: Config, layout: RunLayout, data: LabeledImages, device: torch
     else:
         real_feats = ext.predict(data.images)[1].astype(np.float32)
         atomic_write_bytes(feats_path, lambda fh: np.save(fh, real_feats))
-    return ext, report, real_feats
+    nn_path = layout.work / "real_nn_distance.npy"
+    if nn_path.exists():
+        real_nn = np.load(nn_path)
+    else:
+        real_nn = nearest_distance(real_feats, real_feats, exclude_self=True)
+        atomic_write_bytes(nn_path, lambda fh: np.save(fh, real_nn))
+    return ext, report, real_feats, real_nn
 
 
 def stage_score(cfg: Config, layout: RunLayout) -> dict:
@@ -323,14 +330,13 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
         sc = gan_scores(models.gan(models.run_of(names[c])), cand.images[idx], cand.labels[idx], aux,
                         device=models.device)
         aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
-    ext, ext_report, real_feats = _external(cfg, layout, data, models.device)
+    ext, ext_report, real_feats, real_nn = _external(cfg, layout, data, models.device)
     probs, feats = ext.predict(cand.images)
     feats = feats.astype(np.float32)
     ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
     ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
     nn = nearest_distance(feats, real_feats)
-    copy_threshold = float(np.percentile(nearest_distance(real_feats, real_feats, exclude_self=True),
-                                         cfg.select.copy_percentile))
+    copy_threshold = float(np.percentile(real_nn, cfg.select.copy_percentile))
     sel = select(labels, _need_by_index(plan, names), cfg.select, aux_prob=aux_prob, ext_prob=ext_prob,
                  ext_pred=ext_pred, nn_distance=nn, features=feats, copy_threshold=copy_threshold,
                  latent_index=cand.latent_index.numpy())

@@ -135,7 +135,9 @@ class TrainConfig:
                              "torch.compile the networks (pays on GPUs; on this 2-core CPU it was 6% slower "
                              "and took 70 s to compile)")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
-                                  "stop training after this many seconds (checkpointing where it stops)")
+                                  "stop training after this many seconds (checkpointing where it stops); it bounds the "
+                                  "whole training stage: an auxiliary classifier's time comes off it, and "
+                                  "per-class generators share the rest")
     diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
                                 lambda v: isinstance(v, str) and all(
                                     p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),

@@ -190,29 +190,43 @@ def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None =
     else:
         wanted = [c for c, n in enumerate(data.class_names) if plan[n] > 0]
         jobs = [(f"class-{c:03d}", _single_class(data, c), [c], [c]) for c in wanted]
+    aux_path, aux_seconds = None, 0.0
+    if not variant.has_class_head:
+        # Trained first, so that its time comes out of train.max_seconds like the GAN's own.
+        aux_seconds = train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt")
+        aux_path = "aux_classifier.pt"
+    job_cfg = _share_of_budget(cfg, aux_seconds, len(jobs))
     runs, class_runs = {}, {}
     for i, (job, subset, label_map, classes) in enumerate(jobs):
         progress = None
         if on_progress is not None:
             progress = (lambda i: lambda step, total, row: on_progress(i * total + step, len(jobs) * total, row))(i)
-        result = _train_with_smaller_batches_on_oom(subset, cfg, layout.train_dir / job, progress,
+        result = _train_with_smaller_batches_on_oom(subset, job_cfg, layout.train_dir / job, progress,
                                                     probe.quality_fn(label_map=label_map))
         write_training_figures(layout.train_dir / job)
         runs[job] = _relative_paths(asdict(result), layout.train_dir)
         class_runs.update({data.class_names[c]: job for c in classes})
-    aux_path = None
-    if not variant.has_class_head:
-        train_aux_classifier(data, cfg, layout.train_dir / "aux_classifier.pt")
-        aux_path = "aux_classifier.pt"
     summary = {"key": key, "from_cache": False, "variant": variant.name, "runs": runs, "class_runs": class_runs, "aux_classifier": aux_path,
                "aux_scorer": f"{variant.name} discriminator's auxiliary class head" if aux_path is None
                else AUX_DESCRIPTION,
-               "seconds": round(sum(r["seconds"] for r in runs.values()), 3),
+               "seconds": round(aux_seconds + sum(r["seconds"] for r in runs.values()), 3),
+               "aux_classifier_seconds": round(aux_seconds, 3),
                "device": next(iter(runs.values()))["device"] if runs else str(resolve_device(cfg.train.device))}
     _write_json(done, summary)
     if store is not None:
         store.publish(key, layout.train_dir)
     return summary
+
+
+def _share_of_budget(cfg: Config, spent: float, jobs: int) -> Config:
+    """train.max_seconds bounds the whole training stage: what the auxiliary classifier spent comes off
+    it, and the rest is shared equally by the GANs trained (one per class for unconditional variants)."""
+    budget = cfg.train.max_seconds
+    if not budget or jobs == 0:
+        return cfg
+    share = max(budget - spent, 0.0) / jobs
+    # 0 would mean "no limit": a spent budget still leaves each GAN its first step and checkpoint.
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_seconds=max(share, 1e-3)))
 
 
 def _train_with_smaller_batches_on_oom(data: LabeledImages, cfg: Config, run_dir: Path, progress, quality):

@@ -130,3 +130,15 @@ def test_classic_architecture_of_the_write_up(three_class_bars, tmp_path):
 def test_classic_architecture_is_acgan_only():
     with pytest.raises(ConfigError, match="needs model.variant = 'acgan', not 'cgan'"):
         build_config(sets=["model.arch=classic", "model.variant=cgan"])
+
+
+def test_the_aux_classifiers_time_comes_out_of_the_training_budget(tmp_path):
+    """train.max_seconds bounds the whole stage, so variants with and without a class head get equal time."""
+    folder = make_image_folder(tmp_path / "ds", {"a": 5, "b": 5}, size=8)
+    cfg = tiny_config("model.variant=cgan", *KEEP_ALL, "train.steps=100000", "train.aux_steps=400",
+                      "train.max_seconds=0.05")
+    run_pipeline(str(folder), cfg, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "train" / "result.json").read_text())
+    assert summary["aux_classifier_seconds"] > 0.05  # 400 steps: the classifier alone spends the budget
+    assert summary["runs"]["all"]["step"] == 1  # so the GAN gets only its first step and checkpoint
+    assert summary["seconds"] >= summary["aux_classifier_seconds"]

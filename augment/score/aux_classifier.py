@@ -4,6 +4,7 @@ image still gets an `aux_prob` of its intended class."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -19,11 +20,14 @@ FORMAT = 1
 DESCRIPTION = "auxiliary classifier (discriminator backbone) trained alongside on the real images only"
 
 
-def train_aux_classifier(data: LabeledImages, cfg: Config, path: Path) -> Path:
-    """Train for `train.aux_steps` class-balanced batches; written atomically to `path`."""
+def train_aux_classifier(data: LabeledImages, cfg: Config, path: Path) -> float:
+    """Train for `train.aux_steps` class-balanced batches, written atomically to `path`; returns the
+    seconds the training took (read back from the checkpoint when it was already there), so that the
+    time counts against the stage's `train.max_seconds`."""
     path = Path(path)
     if path.exists():
-        return path
+        return float(ckpt.load_checkpoint(path).get("seconds", 0.0))
+    t0 = time.perf_counter()
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.seed + 11)
     model = Discriminator(data.channels, data.size, cfg.model.width, aux_classes=data.num_classes).to(device)
@@ -41,8 +45,8 @@ def train_aux_classifier(data: LabeledImages, cfg: Config, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt.save_checkpoint({"format": FORMAT, "channels": data.channels, "size": data.size, "width": cfg.model.width,
                           "num_classes": data.num_classes, "state": model.state_dict(),
-                          "steps": cfg.train.aux_steps}, path)
-    return path
+                          "steps": cfg.train.aux_steps, "seconds": time.perf_counter() - t0}, path)
+    return time.perf_counter() - t0
 
 
 def load_aux_classifier(path: Path, device: torch.device | str = "cpu") -> Discriminator:

@@ -10,6 +10,7 @@ last checkpoint); the output folder appears only when complete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -312,13 +313,13 @@ def _external(cfg: Config, layout: RunLayout, data: LabeledImages, device: torch
     ext, report = fit_external(data, cfg.score.external, seed=cfg.seed, device=device,
                                steps=cfg.score.external_steps, floor=cfg.score.min_external_accuracy,
                                cache=layout.work / "external.pt")
-    feats_path = layout.work / "real_features.npy"
+    feats_path = _real_features_path(cfg, layout)
     if feats_path.exists():
         real_feats = np.load(feats_path)
     else:
         real_feats = ext.predict(data.images)[1].astype(np.float32)
         atomic_write_bytes(feats_path, lambda fh: np.save(fh, real_feats))
-    nn_path = layout.work / "real_nn_distance.npy"
+    nn_path = feats_path.with_name(feats_path.name.replace("features", "nn_distance"))
     if nn_path.exists():
         real_nn = np.load(nn_path)
     else:
@@ -329,27 +330,25 @@ def _external(cfg: Config, layout: RunLayout, data: LabeledImages, device: torch
 
 def stage_score(cfg: Config, layout: RunLayout) -> dict:
     """Score every candidate (GAN class head or auxiliary classifier, discriminator realism, external
-    classifier, nearest real image in its feature space) and select per class; report shortfalls."""
+    classifier, nearest real image in its feature space) and select per class; report shortfalls.
+    Candidates scored in an earlier round keep their scores: only a top-up round's new ones are scored."""
     data = LabeledImages.load(layout.dataset)
     names = data.class_names
     plan = _read_json(layout.plan)
     models = _Models(layout, resolve_device(cfg.train.device))
-    aux = models.aux_classifier()
     cand = Synthetic.load(layout.candidates)
-    labels = cand.labels.numpy()
-    aux_prob, realism = np.zeros(len(cand)), np.zeros(len(cand))
-    for c in np.unique(labels):
-        mask = labels == c
-        idx = torch.from_numpy(np.flatnonzero(mask))
-        sc = gan_scores(models.gan(models.run_of(names[c])), cand.images[idx], cand.labels[idx], aux,
-                        device=models.device)
-        aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
     ext, ext_report, real_feats, real_nn = _external(cfg, layout, data, models.device)
-    probs, feats = ext.predict(cand.images)
-    feats = feats.astype(np.float32)
+    key = _scorer_key(cfg, layout)
+    scored = _load_candidate_scores(layout, key, cand)
+    start = len(scored["aux_prob"]) if scored else 0
+    if not scored or start < len(cand):
+        new = _score_candidates(cand, start, models, ext, real_feats, names)
+        scored = {k: np.concatenate([scored[k], new[k]]) for k in new} if scored else new
+        _save_candidate_scores(layout, key, cand, scored)
+    aux_prob, realism, probs, feats, nn = (scored[k] for k in ("aux_prob", "realism", "probs", "feats", "nn"))
+    labels = cand.labels.numpy()
     ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
     ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
-    nn = nearest_distance(feats, real_feats)
     copy_threshold = float(np.percentile(real_nn, cfg.select.copy_percentile))
     sel = select(labels, _need_by_index(plan, names), cfg.select, aux_prob=aux_prob, ext_prob=ext_prob,
                  ext_pred=ext_pred, nn_distance=nn, features=feats, copy_threshold=copy_threshold,
@@ -360,7 +359,6 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     tmp = layout.scores.with_name(layout.scores.name + ".tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(layout.scores)
-    atomic_write_bytes(layout.work / "candidate_features.npy", lambda fh: np.save(fh, feats))
     summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
                "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
                "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
@@ -369,17 +367,83 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     return summary
 
 
+def _external_key(cfg: Config) -> str:
+    """What the external classifier's outputs depend on: its recipe (a file's content for TorchScript)."""
+    external = cfg.score.external
+    if external.startswith("torchscript:") and Path(external.split(":", 1)[1]).is_file():
+        external += ":" + file_sha256(Path(external.split(":", 1)[1]))
+    return json.dumps({"external": external, "external_steps": cfg.score.external_steps, "seed": cfg.seed},
+                      sort_keys=True)
+
+
+def _real_features_path(cfg: Config, layout: RunLayout) -> Path:
+    """The real images' features, named for the external classifier that made them."""
+    return layout.work / f"real_features-{hashlib.sha256(_external_key(cfg).encode()).hexdigest()[:12]}.npy"
+
+
+def _scorer_key(cfg: Config, layout: RunLayout) -> str:
+    """What the stored candidate scores depend on besides the candidates: the trained GANs and the
+    external classifier (a changed score.external cannot reuse scores of another)."""
+    return json.dumps({"training": _read_json(layout.train_dir / "result.json")["key"],
+                       "external": _external_key(cfg)}, sort_keys=True)
+
+
+SCORES_FILE = "candidate_scores.npz"
+
+
+def _load_candidate_scores(layout: RunLayout, key: str, cand: Synthetic) -> dict[str, np.ndarray]:
+    """The stored scores of the first candidates, if the same scorers made them for the same
+    candidates (class and latent index row by row); else none."""
+    path = layout.work / SCORES_FILE
+    if path.exists():
+        with np.load(path) as z:
+            stored = {k: z[k] for k in z.files}
+        n = len(stored["aux_prob"])
+        same_rows = n <= len(cand) and np.array_equal(stored.pop("label"), cand.labels.numpy()[:n]) \
+            and np.array_equal(stored.pop("latent_index"), cand.latent_index.numpy()[:n])
+        if str(stored.pop("key")) == key and same_rows:
+            return stored
+    return {}
+
+
+def _save_candidate_scores(layout: RunLayout, key: str, cand: Synthetic, scores: dict[str, np.ndarray]) -> None:
+    atomic_write_bytes(layout.work / SCORES_FILE, lambda fh: np.savez(
+        fh, key=np.array(key), label=cand.labels.numpy(), latent_index=cand.latent_index.numpy(), **scores))
+
+
+def _score_candidates(cand: Synthetic, start: int, models: "_Models", ext, real_feats: np.ndarray,
+                      names: list[str]) -> dict[str, np.ndarray]:
+    """GAN head (or auxiliary classifier) and realism, external probabilities and features, and the
+    distance to the nearest real image, for candidates start..end (new rows are appended by rounds)."""
+    labels = cand.labels.numpy()[start:]
+    images = cand.images[start:]
+    aux = models.aux_classifier()
+    aux_prob, realism = np.zeros(len(labels)), np.zeros(len(labels))
+    for c in np.unique(labels):
+        mask = labels == c
+        idx = torch.from_numpy(np.flatnonzero(mask))
+        sc = gan_scores(models.gan(models.run_of(names[c])), images[idx], cand.labels[start:][idx], aux,
+                        device=models.device)
+        aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
+    probs, feats = ext.predict(images)
+    feats = feats.astype(np.float32)
+    return {"aux_prob": aux_prob, "realism": realism, "probs": probs.reshape(len(labels), -1),
+            "feats": feats.reshape(len(labels), -1), "nn": nearest_distance(feats, real_feats)}
+
+
 def _quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Synthetic, scores: pd.DataFrame,
              selection: dict) -> pd.DataFrame | None:
     """Metrics of the kept synthetic images per class and overall, plus the classification accuracy
     score (the external recipe trained on kept synthetic images only, tested on held-out real ones)."""
-    feats_path = layout.work / "candidate_features.npy"
-    if not len(cand) or not feats_path.exists():
+    scores_path = layout.work / SCORES_FILE
+    if not len(cand) or not scores_path.exists():
         return None
     kept = scores["kept"].to_numpy(bool).copy()
     if not kept.any():
         return None
-    real_feats, feats = np.load(layout.work / "real_features.npy"), np.load(feats_path)
+    with np.load(scores_path) as z:
+        feats = z["feats"]
+    real_feats = np.load(_real_features_path(cfg, layout))
     inputs = MetricInputs(real_feats, feats[kept], cand.labels.numpy()[kept], scores["ext_pred"].to_numpy()[kept],
                           data.num_classes, selection["copy_threshold"], scores["nn_distance"].to_numpy()[kept])
     table = quality_table(real_feats, data.labels.numpy(), inputs, data.class_names, seed=cfg.seed)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from augment import checkpoint as ckpt
 from augment.config import build_config
 from augment.data import LabeledImages
 from augment.errors import ConfigError
@@ -66,3 +67,14 @@ def test_classification_accuracy_score_of_real_images_as_synthetic(bars_data):
     assert cas["all"] >= 0.9 and set(cas) == {"horizontal", "vertical", "all"}
     flipped = classification_accuracy_score(bars_data.images, 1 - bars_data.labels, bars_data, cfg)
     assert flipped["all"] <= 0.1
+
+
+def test_the_cached_cnn_is_refitted_when_its_recipe_changes(bars_data, tmp_path):
+    cache = tmp_path / "ext.pt"
+    first, _ = fit_external(bars_data, "cnn", steps=20, cache=cache)
+    again, _ = fit_external(bars_data, "cnn", steps=20, cache=cache)
+    other, _ = fit_external(bars_data, "cnn", steps=30, cache=cache)
+    probs = [clf.predict(bars_data.images[:8])[0] for clf in (first, again, other)]
+    assert np.array_equal(probs[0], probs[1])  # the same recipe: loaded from the cache
+    assert not np.allclose(probs[0], probs[2])  # more steps: fitted again and cached
+    assert ckpt.load_checkpoint(cache)["recipe"]["steps"] == 30

@@ -93,14 +93,16 @@ def fit_external(data: LabeledImages, kind: str, *, seed: int = 0, device: torch
         clf = ExternalClassifier("logreg", fit_pixel_logreg(pixels(data.images[tr]), y[tr], seed), data.num_classes)
     elif kind == "cnn":
         model = cnn.SmallCNN(data.channels, data.num_classes)
-        if cache is not None and cache.exists():
-            model.load_state_dict(ckpt.load_checkpoint(cache)["state"])
+        recipe = {"steps": steps, "seed": seed, "fingerprint": data.fingerprint}
+        cached = ckpt.load_checkpoint(cache) if cache is not None and cache.exists() else None
+        if cached is not None and cached.get("recipe") == recipe:
+            model.load_state_dict(cached["state"])
             model = model.to(device).eval()
-        else:
+        else:  # none yet, or fitted with other steps, seed or data: fit again
             model = cnn.train_cnn(data.images[tr], data.labels[tr], data.num_classes, steps=steps, seed=seed,
                                   device=device)
             if cache is not None:
-                ckpt.save_checkpoint({"format": 1, "state": model.state_dict(), "steps": steps}, cache)
+                ckpt.save_checkpoint({"format": 1, "state": model.state_dict(), "recipe": recipe}, cache)
         clf = ExternalClassifier("cnn", model, data.num_classes, device)
     else:
         raise ConfigError(f"The 'score.external' setting must be 'cnn', 'logreg' or 'torchscript:PATH'. "

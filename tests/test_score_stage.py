@@ -1,0 +1,50 @@
+"""The score stage keeps the scores of earlier rounds' candidates and scores only a top-up round's new ones."""
+
+import pandas as pd
+import pytest
+
+from augment import pipeline
+from augment.generate import Synthetic
+from augment.pipeline import RunLayout, stage_generate, stage_load, stage_score, stage_train
+from makers import make_image_folder, tiny_config
+
+
+@pytest.fixture
+def scored_round_0(tmp_path, monkeypatch):
+    """A run whose round 0 is generated and scored, with nothing kept (so a top-up round follows),
+    and a record of which candidate row each later scoring starts at."""
+    folder = make_image_folder(tmp_path / "ds", {"cat": 6, "dog": 3}, size=8)
+    cfg = tiny_config("select.min_aux_prob=1.0", "select.max_rounds=2")
+    layout = RunLayout.for_output(tmp_path / "out")
+    stage_load(str(folder), cfg, layout)
+    stage_train(cfg, layout)
+    stage_generate(cfg, layout, 0)
+    stage_score(cfg, layout)
+    starts = []
+    score = pipeline._score_candidates
+    monkeypatch.setattr(pipeline, "_score_candidates",
+                        lambda cand, start, *rest: starts.append(start) or score(cand, start, *rest))
+    return cfg, layout, starts
+
+
+def test_a_top_up_round_scores_only_its_new_candidates(scored_round_0):
+    cfg, layout, starts = scored_round_0
+    round_0 = len(Synthetic.load(layout.candidates))
+    stage_generate(cfg, layout, 1)
+    stage_score(cfg, layout)
+    incremental = pd.read_parquet(layout.scores)
+    assert starts == [round_0] and len(incremental) > round_0
+    (layout.work / pipeline.SCORES_FILE).unlink()
+    stage_score(cfg, layout)  # everything again, from scratch
+    assert starts == [round_0, 0]
+    pd.testing.assert_frame_equal(incremental, pd.read_parquet(layout.scores), check_exact=False, rtol=1e-5)
+
+
+def test_scores_of_another_external_classifier_are_not_reused(scored_round_0):
+    cfg, layout, starts = scored_round_0
+    assert cfg.score.external == "logreg"
+    cnn = tiny_config("select.min_aux_prob=1.0", "select.max_rounds=2", "score.external=cnn", "score.external_steps=5")
+    stage_score(cnn, layout)
+    assert starts == [0]
+    stage_score(cfg, layout)  # back to the logreg: the cnn's scores are not reused either
+    assert starts == [0, 0]

@@ -131,9 +131,13 @@ class TrainConfig:
                                   "rollbacks to the last checkpoint after divergence before training stops")
     rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                                          "learning rates are multiplied by this at each rollback")
-    compile: bool = _setting(False, "true or false", _is_bool,
-                             "torch.compile the networks (pays on GPUs; on this 2-core CPU it was 6% slower "
-                             "and took 70 s to compile)")
+    compile: bool | str = _setting(False, "true, false, 'reduce-overhead' or 'max-autotune'",
+                                   lambda v: _is_bool(v) or v in ("reduce-overhead", "max-autotune"),
+                                   "torch.compile the networks (true = default mode; pays on GPUs; on this 2-core "
+                                   "CPU it was 6% slower and took 70 s to compile)")
+    precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
+                              "arithmetic of the training step: auto = bf16 autocast on CUDA and fp32 on the CPU; "
+                              "bf16 needs CUDA")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
                                   "stop training after this many seconds (checkpointing where it stops); it bounds the "
                                   "whole training stage: an auxiliary classifier's time comes off it, and "

@@ -34,7 +34,8 @@ FORMAT = 1
 GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
-                     "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks"}
+                     "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks",
+                     "precision"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -153,9 +154,9 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     tc: TrainConfig = cfg.train
     run_dir = Path(run_dir)
     ckpt_dir, grid_dir = run_dir / "checkpoints", run_dir / "samples"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     stats_path = run_dir / "stats.jsonl"
     device = resolve_device(tc.device)
+    amp = autocast_for(device, tc.precision)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     cuda = device.type == "cuda"
@@ -168,10 +169,16 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     # tensor cores want on CUDA
     G = G.to(device, memory_format=torch.channels_last)
     D = D.to(device, memory_format=torch.channels_last)
+    if cuda:
+        check_batch_fits(G, D, tc.batch_size, cfg.model.latent_dim, device)
+        torch.backends.cudnn.benchmark = True  # shapes are fixed, so cuDNN's fastest kernels are found once
     G_ema = copy.deepcopy(G).requires_grad_(False) if tc.ema else None
     opt_g, opt_d = make_optimizer(G, tc, cuda), make_optimizer(D, tc, cuda)
     # torch.compile'd views for the step; checkpoints and EMA use the plain modules they wrap
-    G_step, D_step = (torch.compile(G), torch.compile(D)) if tc.compile else (G, D)
+    G_step, D_step = (G, D)
+    if tc.compile:
+        mode = tc.compile if isinstance(tc.compile, str) else None
+        G_step, D_step = torch.compile(G, mode=mode), torch.compile(D, mode=mode)
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 1)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 2)
 
@@ -205,6 +212,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         best, health = dict(state["best"]), dict(state.get("health", {"rollbacks": 0}))
         return int(state["step"])
 
+    ckpt_dir.mkdir(parents=True, exist_ok=True)  # only now: a config error above leaves nothing on disk
     start = 0
     state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
     if state is not None:
@@ -214,7 +222,6 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     anchor = copy.deepcopy(capture(start)) if state is None else None
     _truncate_stats(stats_path, start)
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     B, L, K = tc.batch_size, cfg.model.latent_dim, shape.num_classes
     policy = parse_policy(tc.diffaugment)
     aug = (lambda x: diff_augment(x, policy, noise_gen)) if policy else (lambda x: x)
@@ -280,8 +287,10 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     G.train()
     D.train()
     step = start
+    mark_step = torch.compiler.cudagraph_mark_step_begin if tc.compile == "reduce-overhead" else (lambda: None)
     while step < end:
         step += 1
+        mark_step()  # CUDA graphs (compile mode reduce-overhead) may reuse the last step's output memory
         for k in range(n_critic):
             idx = sampler(B)
             real = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
@@ -356,6 +365,48 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
                        str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems,
                        health["rollbacks"], B)
+
+
+INT_MAX = 2**31 - 1
+
+
+def largest_activation(G: nn.Module, D: nn.Module, latent_dim: int, device: torch.device) -> int:
+    """Elements per image of the largest tensor a layer of G or D produces (measured on two images)."""
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() // 2)
+                                     if isinstance(out, torch.Tensor) else None)
+             for net in (G, D) for m in net.modules() if not list(m.children())]
+    was = G.training, D.training
+    try:
+        G.eval(), D.eval()
+        with torch.no_grad():
+            fake = G(torch.zeros(2, latent_dim, device=device), torch.zeros(2, dtype=torch.long, device=device))
+            D(fake, torch.zeros(2, dtype=torch.long, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        G.train(was[0]), D.train(was[1])
+    return max(sizes)
+
+
+def check_batch_fits(G: nn.Module, D: nn.Module, batch: int, latent_dim: int, device: torch.device) -> None:
+    """CUDA kernels such as channels-last upsampling index with 32 bits: refuse a batch whose largest layer
+    output would pass 2^31 - 1 elements, before any step runs."""
+    per_image = largest_activation(G, D, latent_dim, device)
+    if batch * per_image > INT_MAX:
+        raise ConfigError(f"train.batch_size = {batch} is too large for this model on CUDA: its largest layer output "
+                          f"would hold {batch * per_image:,} elements, over the 2^31 - 1 that CUDA kernels index. "
+                          f"Use train.batch_size <= {INT_MAX // per_image}.")
+
+
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA unless fp32 was asked for; the CPU trains in fp32 (bf16 there needs CUDA)."""
+    if device.type != "cuda":
+        if precision == "bf16":
+            raise ConfigError("train.precision is 'bf16' but training runs on the CPU, where it would be slower "
+                              "than fp32. Use 'auto' or 'fp32', or train.device = 'cuda'.")
+        return contextlib.nullcontext()
+    return contextlib.nullcontext() if precision == "fp32" else torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def make_optimizer(net: nn.Module, tc: TrainConfig, cuda: bool) -> torch.optim.Optimizer:

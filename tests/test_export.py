@@ -135,3 +135,17 @@ def test_stale_temp_folders_of_dead_exports_are_removed(folder, tmp_path):
     (stale / "half.png").write_bytes(b"x")
     run_pipeline(str(folder), tiny_config(*CFG), tmp_path / "out")
     assert not stale.exists()
+
+
+@pytest.mark.gpu
+def test_a_run_on_cuda_trains_scores_and_exports_the_same_layout(folder, tmp_path):
+    out = tmp_path / "out"
+    cfg = tiny_config(*CFG, "train.device=cuda", "score.external=cnn", "score.external_steps=5")
+    summary = run_pipeline(str(folder), cfg, out)
+    assert summary["counts_after"] == {"cat": 6, "dog": 6}
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["training"]["device"].startswith("cuda")
+    m = pd.read_parquet(out / "manifest.parquet")
+    syn = m[m.is_synthetic]
+    assert syn[["aux_prob", "ext_prob", "realism", "nn_distance"]].notna().all().all()
+    assert all((out / p).is_file() for p in m["path"])

@@ -119,10 +119,35 @@ def test_cuda_requested_without_cuda_is_a_config_error(two_class_bars, tmp_path)
         train(two_class_bars, tiny_config("train.device=cuda"), tmp_path / "run")
 
 
+def test_bf16_on_the_cpu_is_a_config_error_that_writes_nothing(two_class_bars, tmp_path):
+    with pytest.raises(ConfigError, match="train.precision is 'bf16' but training runs on the CPU"):
+        train(two_class_bars, tiny_config("train.device=cpu", "train.precision=bf16"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.gpu
-def test_trains_on_cuda(two_class_bars, tmp_path):
-    result = train(two_class_bars, tiny_config("train.device=cuda", "train.steps=3"), tmp_path / "run")
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp32"])
+def test_trains_on_cuda(two_class_bars, tmp_path, precision):
+    result = train(two_class_bars, tiny_config("train.device=cuda", "train.steps=3", f"train.precision={precision}"),
+                   tmp_path / "run")
     assert result.device.startswith("cuda") and result.step == 3
+    rows = [json.loads(r) for r in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(v == v for r in rows for k, v in r.items() if k.endswith("loss"))  # no NaN
+
+
+@pytest.mark.gpu
+def test_a_cuda_run_resumes_and_its_checkpoint_loads_on_the_cpu(two_class_bars, tmp_path):
+    from augment.generate import generate, load_gan
+
+    train(two_class_bars, tiny_config("train.device=cuda", "train.steps=4", "train.checkpoint_every=2"),
+          tmp_path / "run", stop_after=2)
+    resumed = train(two_class_bars, tiny_config("train.device=cuda", "train.steps=4", "train.checkpoint_every=2"),
+                    tmp_path / "run")
+    assert resumed.resumed_from == 2 and resumed.step == 4
+    gan = load_gan(resumed.last_checkpoint, "cpu")
+    assert next(gan.generator.parameters()).device.type == "cpu"
+    syn = generate(gan, {0: 3, 1: 2}, seed=0)
+    assert syn.images.dtype == torch.uint8 and syn.images.shape == (5, 1, 8, 8)
 
 
 @pytest.mark.slow
@@ -130,3 +155,24 @@ def test_compiled_networks_train_and_checkpoint_plain_weights(two_class_bars, tm
     result = train(two_class_bars, tiny_config("train.compile=true"), tmp_path / "run")
     state = weights(result.last_checkpoint)
     assert not any(k.startswith("_orig_mod") for k in state["generator"])  # loadable without compile
+
+
+def test_a_batch_whose_largest_layer_passes_int_max_is_refused_with_the_largest_that_fits():
+    from augment.train import build_networks, check_batch_fits
+    from augment.models import DataShape
+
+    cfg = tiny_config("model.arch=classic", "image.size=32", "model.latent_dim=100")
+    G, D = build_networks(cfg, DataShape(channels=1, size=32, num_classes=10))
+    check_batch_fits(G, D, 16383, 100, torch.device("cpu"))  # 16383 x 128 x 32 x 32 < 2^31
+    with pytest.raises(ConfigError, match=r"train.batch_size = 16384 is too large.*Use train.batch_size <= 16383"):
+        check_batch_fits(G, D, 16384, 100, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_training_refuses_a_batch_too_large_for_its_kernels_before_writing_anything(tmp_path):
+    x = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
+    data = LabeledImages(x, torch.tensor([0, 1] * 4), ["a", "b"], [str(i) for i in range(8)])
+    cfg = tiny_config("train.device=cuda", "model.arch=classic", "image.size=32", "train.batch_size=65536")
+    with pytest.raises(ConfigError, match="too large for this model on CUDA"):
+        train(data, cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,27 +106,55 @@ def latents(seed: int, cls: int, start: int, count: int, dim: int) -> torch.Tens
 
 def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int, int] | None = None,
              round_index: int = 0, batch_size: int = 1024, device: torch.device | str = "cpu") -> Synthetic:
-    """counts[c] images of each class c, latent indices from start[c] on."""
+    """counts[c] images of each class c, latent indices from start[c] on.
+
+    Latents are drawn on the CPU (so that an image does not depend on the device), by worker threads
+    ahead of the generator; on CUDA the uint8 images stay on the device until about 256 MB have
+    gathered, so the host waits only at those copies.
+    """
     device = torch.device(device)
     start = start or {}
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    imgs, labels, idx = [], [], []
-    with torch.inference_mode(), amp:
-        for c, n in sorted(counts.items()):
-            if n <= 0:
-                continue
-            s = start.get(c, 0)
-            z_all = latents(seed, c, s, n, gan.latent_dim)
-            for b in range(0, n, batch_size):
-                z = z_all[b:b + batch_size].to(device)
-                y = torch.full((len(z),), c, dtype=torch.long, device=device)
-                imgs.append(to_uint8(gan.generator(z, y)).cpu())
-            labels.append(torch.full((n,), c, dtype=torch.long))
-            idx.append(torch.arange(s, s + n, dtype=torch.long))
-    if not imgs:
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    jobs = [(c, start.get(c, 0) + b, min(batch_size, n - b))
+            for c, n in sorted(counts.items()) if n > 0 for b in range(0, n, batch_size)]
+    if not jobs:
         return Synthetic.empty(*_shape_of(gan), seed)
-    lab = torch.cat(labels)
-    return Synthetic(torch.cat(imgs), lab, torch.cat(idx), torch.full_like(lab, round_index), seed)
+    out: torch.Tensor | None = None  # the host result, allocated once and filled in place
+    filled = 0
+    pending: list[torch.Tensor] = []
+    pending_bytes = 0
+
+    def flush() -> None:
+        nonlocal out, filled, pending, pending_bytes
+        block = torch.cat(pending) if len(pending) > 1 else pending[0]
+        if out is None:
+            out = torch.empty((sum(n for _, _, n in jobs), *block.shape[1:]), dtype=torch.uint8)
+        out[filled:filled + len(block)].copy_(block)
+        filled += len(block)
+        pending, pending_bytes = [], 0
+
+    workers = max(1, min(8, (os.cpu_count() or 1) - 1, len(jobs)))
+    with ThreadPoolExecutor(workers) as pool, torch.inference_mode(), amp:
+        ahead = [pool.submit(latents, seed, c, s, n, gan.latent_dim) for c, s, n in jobs[:2 * workers]]
+        for i, (c, _, n) in enumerate(jobs):
+            if i + len(ahead) < len(jobs):  # keep 2 x workers batches of latents in flight, no more
+                c2, s2, n2 = jobs[i + len(ahead)]
+                ahead.append(pool.submit(latents, seed, c2, s2, n2, gan.latent_dim))
+            z = ahead.pop(0).result()
+            y = torch.full((n,), c, dtype=torch.long, device=device)
+            pending.append(to_uint8(gan.generator(z.to(device, non_blocking=True), y)))
+            pending_bytes += pending[-1].numel()
+            if not cuda or pending_bytes >= 256 * 2**20:
+                flush()
+        if pending:
+            flush()
+    labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, _, n in jobs])
+    idx = torch.cat([torch.arange(s, s + n, dtype=torch.long) for _, s, n in jobs])
+    assert out is not None and filled == len(out)
+    return Synthetic(out, labels, idx, torch.full_like(labels, round_index), seed)
 
 
 def _shape_of(gan: LoadedGAN) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -40,7 +41,8 @@ from augment.losses import LOSSES  # noqa: E402
 from augment.models import StepContext, get_variant  # noqa: E402
 from augment.train import build_networks, data_shape, train  # noqa: E402
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"
+# AUGMENT_MNIST points elsewhere where ../shared is not beside the checkout (e.g. on a lent GPU machine)
+MNIST = Path(os.environ.get("AUGMENT_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"))
 CONFIGS = {
     # the PyTorch ACGAN write-up: its architecture and hyperparameters (Adam 2e-4, beta1 0.5, batch 64)
     "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64",
@@ -103,7 +105,8 @@ def step_flops(cfg, data: LabeledImages, device: torch.device) -> float:
     return float(counter.get_total_flops())
 
 
-def run_config(name: str, sets: list[str], device: torch.device, steps: int, log_every: int) -> dict:
+def run_config(name: str, sets: list[str], device: torch.device, steps: int, log_every: int,
+               gen_batch: int, gen_per_class: int, compile_generator: bool = False) -> dict:
     cfg = build_config(sets=[*CONFIGS[name], *sets, f"train.device={device.type}", f"train.steps={steps}",
                              f"train.log_every={log_every}", f"train.checkpoint_every={steps}", "train.ema=false"])
     data = as_dataset(cfg.image.size)
@@ -112,24 +115,54 @@ def run_config(name: str, sets: list[str], device: torch.device, steps: int, log
         rows = [json.loads(r) for r in (Path(tmp) / "run" / "stats.jsonl").read_text().splitlines()]
         rates = [r["imgs_per_s"] for r in rows if "imgs_per_s" in r][1:]  # first interval is warm-up
         gan = load_gan(result.last_checkpoint, device)
-        counts = {c: 200 if device.type == "cpu" else 20000 for c in range(10)}
-        generate(gan, {0: 256}, seed=0, device=device)  # warm-up
+        if compile_generator:
+            gan.generator = torch.compile(gan.generator)
+        counts = {c: gen_per_class for c in range(10)}
+        generate(gan, {0: gen_batch}, seed=0, batch_size=gen_batch, device=device)  # warm-up
         gen_times = []
         for rep in range(3):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            syn = generate(gan, counts, seed=rep, batch_size=4096, device=device)
+            syn = generate(gan, counts, seed=rep, batch_size=gen_batch, device=device)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             gen_times.append(time.perf_counter() - t)
+        on_device = device_generation_rate(gan, gen_batch, device)
     flops = step_flops(cfg, data, device)
     train_rate = statistics.median(rates)
     return {"config": name, "image": f"{data.size}px x{data.channels}", "batch": cfg.train.batch_size,
+            "precision": cfg.train.precision,
             "arch": cfg.model.arch, "width": cfg.model.width, "train_imgs_per_s": train_rate,
-            "gen_imgs_per_s": len(syn) / statistics.median(gen_times),
+            "gen_imgs_per_s": len(syn) / statistics.median(gen_times), "gen_device_imgs_per_s": on_device,
             "flops_per_train_img": flops / cfg.train.batch_size,
             "achieved_flops": flops / cfg.train.batch_size * train_rate}
+
+
+def device_generation_rate(gan, batch: int, device: torch.device) -> float:
+    """The generator alone: images/s from latents already on the device to uint8 images left there
+    (median of 30 batches on CUDA, 3 on the CPU)."""
+    import contextlib
+
+    from augment.grids import to_uint8
+
+    cuda = device.type == "cuda"
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    batches = 30 if cuda else 3
+    z = torch.randn(batch, gan.latent_dim, device=device)
+    y = torch.arange(batch, device=device) % len(gan.class_names)
+    times = []
+    with torch.inference_mode(), amp:
+        for i in range(batches + 3):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            to_uint8(gan.generator(z, y))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
 
 
 class Reached(Exception):
@@ -177,6 +210,10 @@ def main() -> None:
     p.add_argument("--time-to-quality", action="store_true")
     p.add_argument("--budget", type=float, default=1800)
     p.add_argument("--check-every", type=int, default=100)
+    p.add_argument("--compile-generator", action="store_true", help="torch.compile the generator for generation")
+    p.add_argument("--gen-batch", type=int, default=None, help="generation batch (default 4096 CPU, 32768 CUDA)")
+    p.add_argument("--gen-per-class", type=int, default=None, help="images per class and run (default 200 CPU, "
+                   "100000 CUDA)")
     args = p.parse_args()
     device = torch.device(args.device)
     if args.time_to_quality:
@@ -206,20 +243,32 @@ def main() -> None:
                   f"{r['at_seconds']:.0f} s; {r['checks']} checks; settings {CONFIGS[r['config']] + args.sets}",
                   flush=True)
         return
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    cuda = device.type == "cuda"
+    gen_batch = args.gen_batch or (32768 if cuda else 4096)
+    gen_per_class = args.gen_per_class or (100000 if cuda else 200)
+    # the step's arithmetic: bf16 autocast on CUDA unless train.precision = fp32 (where convolutions may use TF32)
+    fp32 = not cuda or any(s.replace(" ", "") == "train.precision=fp32" for s in args.sets)
+    dtype = torch.float32 if fp32 else torch.bfloat16
     peak = matmul_peak(device, dtype)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
+    name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())
+    tf32 = f"; TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN TF32 {torch.backends.cudnn.allow_tf32}" \
+        if cuda else ""
     print(f"# device {device} ({name}); threads {torch.get_num_threads()}; torch {torch.__version__}; "
-          f"training dtype {'bf16 autocast' if device.type == 'cuda' else 'fp32'}; extra settings {args.sets or 'none'}")
+          f"training dtype {'fp32' if fp32 else 'bf16 autocast'}{tf32}; extra settings {args.sets or 'none'}")
     print(f"# measured matmul peak ({str(dtype).split('.')[-1]}): {peak / 1e9:.1f} GFLOP/s")
     print(f"# training: {args.steps} steps, images/s median over {args.steps // args.log_every - 1} log intervals of "
-          f"{args.log_every} steps after one warm-up interval; generation: median of 3 runs, batch 4096")
-    print(f"{'config':8s} {'image':9s} {'batch':>5s} {'train img/s':>12s} {'gen img/s':>11s} "
-          f"{'MFLOP/train img':>16s} {'GFLOP/s':>8s} {'of peak':>8s}")
+          f"{args.log_every} steps after one warm-up interval; generation: median of 3 runs of "
+          f"{gen_per_class * 10} images, batch {gen_batch}, uint8 on the host at the end")
+    print(f"# 'gen img/s' ends with the images on the host; 'on device' is the generator alone (latents there, "
+          f"uint8 images left there), median of {30 if cuda else 3} batches of {gen_batch}"
+          f"{'; generator torch.compiled' if args.compile_generator else ''}")
+    print(f"{'config':8s} {'image':9s} {'batch':>6s} {'train img/s':>12s} {'gen img/s':>11s} {'on device':>11s} "
+          f"{'MFLOP/train img':>16s} {'GFLOP/s':>9s} {'of peak':>8s}")
     for cname in args.configs.split(","):
-        r = run_config(cname.strip(), args.sets, device, args.steps, args.log_every)
-        print(f"{r['config']:8s} {r['image']:9s} {r['batch']:5d} {r['train_imgs_per_s']:12.1f} "
-              f"{r['gen_imgs_per_s']:11.0f} {r['flops_per_train_img'] / 1e6:16.1f} {r['achieved_flops'] / 1e9:8.1f} "
+        r = run_config(cname.strip(), args.sets, device, args.steps, args.log_every, gen_batch, gen_per_class,
+                       args.compile_generator)
+        print(f"{r['config']:8s} {r['image']:9s} {r['batch']:6d} {r['train_imgs_per_s']:12.1f} "
+              f"{r['gen_imgs_per_s']:11.0f} {r['gen_device_imgs_per_s']:11.0f} {r['flops_per_train_img'] / 1e6:16.1f} {r['achieved_flops'] / 1e9:9.1f} "
               f"{r['achieved_flops'] / peak:8.1%}", flush=True)
 
 

@@ -12,7 +12,7 @@ the SmallCNN recipe. Prints mean ± std over seeds of balanced accuracy, macro-F
 (classes 7-9), per-class recall, and the share of the gap between the best classical arm and the
 upper bound that the augmented arm closes.
 
-    python benchmarks/mnist_lt.py [--seeds 3] [--classifiers logreg,cnn] [--cnn-steps 1000]
+    python benchmarks/mnist_lt.py [--seeds 3] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn] [--cnn-steps 1000]
         [--cnn-width 16] [--set key=value ...] [--keep DIR]
 """
 
@@ -68,6 +68,8 @@ def read_kept(out: Path) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+    p.add_argument("--save", type=Path, help="also write every seed's per-arm rows to this CSV")
     p.add_argument("--classifiers", default="logreg,cnn")
     p.add_argument("--cnn-steps", type=int, default=1000)
     p.add_argument("--cnn-width", type=int, default=16)
@@ -85,7 +87,7 @@ def main() -> None:
           f"cnn = SmallCNN(width {args.cnn_width}), {args.cnn_steps} steps of batch 128", flush=True)
     runs, meta_rows = [], []
     root = args.keep or Path(tempfile.mkdtemp(prefix="mnist_lt_"))
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         train, (x_full, y_full), (x_test, y_test) = split(seed, args.per_class)
         counts = train.counts()
         cfg = build_config(sets=[f"seed={seed}", *sets],
@@ -102,7 +104,7 @@ def main() -> None:
                           x_full=x_full, y_full=y_full)
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
-        runs.append(df)
+        runs.append(df if "seed" in df.columns else df.assign(seed=seed))
         meta = json.loads((out / "dataset.json").read_text())
         meta_rows.append({"seed": seed, "pipeline_s": round(seconds), "train_s": meta["training"]["seconds"],
                           "steps": meta["training"]["steps"], "best_step": meta["checkpoint"]["step"],
@@ -113,6 +115,8 @@ def main() -> None:
               "balanced accuracy " + ", ".join(f"{r['classifier']}:{r['arm']} {r['balanced_accuracy']:.4f}"
                                                for _, r in df.iterrows()), flush=True)
     all_runs = pd.concat(runs, ignore_index=True)
+    if args.save:
+        all_runs.to_csv(args.save, index=False)
     table = summarise(all_runs)
     print(f"\n{'classifier':10s} {'arm':30s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall (7-9)':>17s}")
     for _, r in table.iterrows():

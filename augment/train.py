@@ -23,7 +23,6 @@ from torch import nn
 
 from augment import checkpoint as ckpt
 from augment.config import Config, TrainConfig
-from augment.cpu_memory import keep_freed_memory
 from augment.data.labeled import LabeledImages
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
@@ -36,7 +35,7 @@ GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
                      "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks",
-                     "precision", "keep_cpu_memory"}
+                     "precision"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -161,8 +160,6 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     cuda = device.type == "cuda"
-    if not cuda and tc.keep_cpu_memory:
-        keep_freed_memory()
     variant = get_variant(cfg.model.variant)
     adv = LOSSES[cfg.model.loss]
     shape = data_shape(data)

@@ -7,7 +7,6 @@ generator seeded by (s, c, chunk).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from augment.checkpoint import load_checkpoint
 from augment.config import config_from_dict
 from augment.grids import to_uint8
 from augment.models import DataShape, get_variant
+from augment.precision import autocast_for
 
 CHUNK = 1024
 
@@ -117,7 +117,7 @@ def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int,
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    amp = autocast_for(device)
     jobs = [(c, start.get(c, 0) + b, min(batch_size, n - b))
             for c, n in sorted(counts.items()) if n > 0 for b in range(0, n, batch_size)]
     if not jobs:

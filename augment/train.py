@@ -10,7 +10,6 @@ exactly the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import time
@@ -29,6 +28,7 @@ from augment.grids import save_grid, to_uint8
 from augment.diffaugment import diff_augment, parse_policy
 from augment.losses import LOSSES, gradient_penalty
 from augment.models import DataShape, StepContext, get_variant
+from augment.precision import autocast_for
 
 FORMAT = 1
 GRID_COLUMNS = 8
@@ -397,16 +397,6 @@ def check_batch_fits(G: nn.Module, D: nn.Module, batch: int, latent_dim: int, de
         raise ConfigError(f"train.batch_size = {batch} is too large for this model on CUDA: its largest layer output "
                           f"would hold {batch * per_image:,} elements, over the 2^31 - 1 that CUDA kernels index. "
                           f"Use train.batch_size <= {INT_MAX // per_image}.")
-
-
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA unless fp32 was asked for; the CPU trains in fp32 (bf16 there needs CUDA)."""
-    if device.type != "cuda":
-        if precision == "bf16":
-            raise ConfigError("train.precision is 'bf16' but training runs on the CPU, where it would be slower "
-                              "than fp32. Use 'auto' or 'fp32', or train.device = 'cuda'.")
-        return contextlib.nullcontext()
-    return contextlib.nullcontext() if precision == "fp32" else torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def make_optimizer(net: nn.Module, tc: TrainConfig, cuda: bool) -> torch.optim.Optimizer:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -40,9 +39,8 @@ from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class  # noqa: 
 from augment.evaluate import build_arms, evaluate_arms, gap_closed, summarise, tail_classes  # noqa: E402
 from augment.pipeline import run_pipeline  # noqa: E402
 from augment.provenance import package_versions  # noqa: E402
+from shared_data import MNIST  # noqa: E402
 
-# AUGMENT_MNIST points elsewhere where ../shared is not beside the checkout (e.g. on a lent GPU machine)
-MNIST = Path(os.environ.get("AUGMENT_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"))
 GAN = ["model.width=32", "train.steps=3000", "train.checkpoint_every=250", "train.log_every=50", "score.cas=false"]
 PER_CLASS = 4000
 

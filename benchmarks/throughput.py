@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -39,10 +38,10 @@ from augment.data import LabeledImages  # noqa: E402
 from augment.generate import generate, load_gan  # noqa: E402
 from augment.losses import LOSSES  # noqa: E402
 from augment.models import StepContext, get_variant  # noqa: E402
+from augment.precision import autocast_for  # noqa: E402
 from augment.train import build_networks, data_shape, train  # noqa: E402
+from shared_data import MNIST  # noqa: E402
 
-# AUGMENT_MNIST points elsewhere where ../shared is not beside the checkout (e.g. on a lent GPU machine)
-MNIST = Path(os.environ.get("AUGMENT_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"))
 CONFIGS = {
     # the PyTorch ACGAN write-up: its architecture and hyperparameters (Adam 2e-4, beta1 0.5, batch 64)
     "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64",
@@ -66,18 +65,22 @@ def as_dataset(size: int, n: int = 10000) -> LabeledImages:
     return LabeledImages(x[:, None].contiguous(), y, [str(i) for i in range(10)], [str(i) for i in range(len(y))])
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so that a timer reads the work itself (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of a large square matmul on random data (median of 10 after 3 warm-ups)."""
     n = 8192 if device.type == "cuda" else 2048
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     times = []
     for i in range(13):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         t = time.perf_counter()
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         if i >= 3:
             times.append(time.perf_counter() - t)
     return 2 * n ** 3 / statistics.median(times)
@@ -121,12 +124,10 @@ def run_config(name: str, sets: list[str], device: torch.device, steps: int, log
         generate(gan, {0: gen_batch}, seed=0, batch_size=gen_batch, device=device)  # warm-up
         gen_times = []
         for rep in range(3):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             t = time.perf_counter()
             syn = generate(gan, counts, seed=rep, batch_size=gen_batch, device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             gen_times.append(time.perf_counter() - t)
         on_device = device_generation_rate(gan, gen_batch, device)
     flops = step_flops(cfg, data, device)
@@ -139,28 +140,27 @@ def run_config(name: str, sets: list[str], device: torch.device, steps: int, log
             "achieved_flops": flops / cfg.train.batch_size * train_rate}
 
 
-def device_generation_rate(gan, batch: int, device: torch.device) -> float:
-    """The generator alone: images/s from latents already on the device to uint8 images left there
-    (median of 30 batches on CUDA, 3 on the CPU)."""
-    import contextlib
+def device_generation_plan(gen_batch: int, device: torch.device) -> tuple[int, int]:
+    """Batch and number of timed batches for the on-device rate: the CPU has no copy to spare, so its
+    share of the run stays small."""
+    return (gen_batch, 30) if device.type == "cuda" else (min(gen_batch, 512), 3)
 
+
+def device_generation_rate(gan, gen_batch: int, device: torch.device) -> float:
+    """The generator alone: images/s from latents already on the device to uint8 images left there
+    (median over `device_generation_plan`'s batches)."""
     from augment.grids import to_uint8
 
-    cuda = device.type == "cuda"
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    batches = 30 if cuda else 3
-    batch = batch if cuda else min(batch, 512)  # the CPU has no copy to spare; keep its share of the run small
+    batch, batches = device_generation_plan(gen_batch, device)
     z = torch.randn(batch, gan.latent_dim, device=device)
     y = torch.arange(batch, device=device) % len(gan.class_names)
     times = []
-    with torch.inference_mode(), amp:
+    with torch.inference_mode(), autocast_for(device):
         for i in range(batches + 3):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             t = time.perf_counter()
             to_uint8(gan.generator(z, y))
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             if i >= 3:
                 times.append(time.perf_counter() - t)
     return batch / statistics.median(times)
@@ -248,7 +248,7 @@ def main() -> None:
     gen_batch = args.gen_batch or (32768 if cuda else 4096)
     gen_per_class = args.gen_per_class or (100000 if cuda else 200)
     # the step's arithmetic: bf16 autocast on CUDA unless train.precision = fp32 (where convolutions may use TF32)
-    fp32 = not cuda or any(s.replace(" ", "") == "train.precision=fp32" for s in args.sets)
+    fp32 = not cuda or build_config(sets=args.sets).train.precision == "fp32"
     dtype = torch.float32 if fp32 else torch.bfloat16
     peak = matmul_peak(device, dtype)
     name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())
@@ -260,8 +260,9 @@ def main() -> None:
     print(f"# training: {args.steps} steps, images/s median over {args.steps // args.log_every - 1} log intervals of "
           f"{args.log_every} steps after one warm-up interval; generation: median of 3 runs of "
           f"{gen_per_class * 10} images, batch {gen_batch}, uint8 on the host at the end")
+    dev_batch, dev_batches = device_generation_plan(gen_batch, device)
     print(f"# 'gen img/s' ends with the images on the host; 'on device' is the generator alone (latents there, "
-          f"uint8 images left there), median of {30 if cuda else 3} batches of {gen_batch if cuda else min(gen_batch, 512)}"
+          f"uint8 images left there), median of {dev_batches} batches of {dev_batch}"
           f"{'; generator torch.compiled' if args.compile_generator else ''}")
     print(f"{'config':8s} {'image':9s} {'batch':>6s} {'train img/s':>12s} {'gen img/s':>11s} {'on device':>11s} "
           f"{'MFLOP/train img':>16s} {'GFLOP/s':>9s} {'of peak':>8s}")

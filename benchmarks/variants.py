@@ -17,7 +17,6 @@ random-oversampling arms.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import sys
@@ -39,9 +38,8 @@ from augment.generate import Synthetic  # noqa: E402
 from augment.pipeline import (RunLayout, stage_generate, stage_load, stage_score, stage_train)  # noqa: E402
 from augment.provenance import package_versions  # noqa: E402
 from augment.score.external import fit_external  # noqa: E402
+from shared_data import MNIST  # noqa: E402
 
-# AUGMENT_MNIST points elsewhere where ../shared is not beside the checkout (e.g. on a lent GPU machine)
-MNIST = Path(os.environ.get("AUGMENT_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist.npz"))
 VARIANTS = {
     "acgan": ["model.variant=acgan"],
     "acgan+diffaug": ["model.variant=acgan", 'train.diffaugment="translation"'],

@@ -116,6 +116,10 @@ class TrainConfig:
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
                                   "how real batches are drawn: every class equally often, or as the dataset is")
     threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0))
+    keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
+                                     "on the CPU (Linux, glibc): serve large buffers from the heap and keep "
+                                     "freed memory in the process, so each step does not fault its "
+                                     "activations' pages in again (process-wide; false leaves malloc alone)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
                                  "discriminator steps per generator step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,

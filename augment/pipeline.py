@@ -44,7 +44,7 @@ from augment.score.gan_scores import gan_scores
 from augment.score.metrics import MetricInputs, nearest_distance, quality_table
 from augment.score.probe import PixelProbe
 from augment.select import select
-from augment.train import ProgressFn, resolve_device, train, training_signature
+from augment.train import ProgressFn, compute_device, resolve_device, train, training_signature
 
 log = logging.getLogger("augment")
 
@@ -283,7 +283,7 @@ def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict
     """Generate candidates: oversample x plan in round 0; later rounds top up the classes left short."""
     data_names = LabeledImages.load(layout.dataset).class_names
     plan = _read_json(layout.plan)
-    models = _Models(layout, resolve_device(cfg.train.device))
+    models = _Models(layout, compute_device(cfg.train))
     need = _need_by_index(plan, data_names)
     if round_index == 0:
         todo = {c: math.ceil(n * cfg.select.oversample) for c, n in need.items()}
@@ -335,7 +335,7 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     data = LabeledImages.load(layout.dataset)
     names = data.class_names
     plan = _read_json(layout.plan)
-    models = _Models(layout, resolve_device(cfg.train.device))
+    models = _Models(layout, compute_device(cfg.train))
     cand = Synthetic.load(layout.candidates)
     ext, ext_report, real_feats, real_nn = _external(cfg, layout, data, models.device)
     key = _scorer_key(cfg, layout)

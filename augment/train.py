@@ -22,6 +22,7 @@ from torch import nn
 
 from augment import checkpoint as ckpt
 from augment.config import Config, TrainConfig
+from augment.cpu_memory import keep_freed_memory
 from augment.data.labeled import LabeledImages
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
@@ -35,7 +36,7 @@ GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
                      "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks",
-                     "precision"}
+                     "precision", "keep_cpu_memory"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -65,6 +66,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device is 'cuda' but no CUDA device is available here. Use 'auto' or 'cpu'.")
     return torch.device(name)
+
+
+def compute_device(tc: TrainConfig) -> torch.device:
+    """The device train.device names, ready to compute on: on the CPU, freed memory stays in the process
+    (train.keep_cpu_memory), so training, generation and scoring steps do not fault their pages in again."""
+    device = resolve_device(tc.device)
+    if device.type == "cpu" and tc.keep_cpu_memory:
+        keep_freed_memory()
+    return device
 
 
 def data_shape(data: LabeledImages) -> DataShape:
@@ -155,7 +165,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     run_dir = Path(run_dir)
     ckpt_dir, grid_dir = run_dir / "checkpoints", run_dir / "samples"
     stats_path = run_dir / "stats.jsonl"
-    device = resolve_device(tc.device)
+    device = compute_device(tc)
     amp = autocast_for(device, tc.precision)
     if tc.threads:
         torch.set_num_threads(tc.threads)

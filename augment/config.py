@@ -140,8 +140,9 @@ class TrainConfig:
                                    "torch.compile the networks (true = default mode; pays on GPUs; on this 2-core "
                                    "CPU it was 6% slower and took 70 s to compile)")
     precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
-                              "arithmetic of the training step: auto = bf16 autocast on CUDA and fp32 on the CPU; "
-                              "bf16 needs CUDA")
+                              "arithmetic of training and generation: auto = bf16 autocast on CUDA and on CPUs "
+                              "with AMX (2.5-3x fp32 there), fp32 on other CPUs; bf16 needs CUDA or a CPU with "
+                              "AMX or AVX-512 BF16")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
                                   "stop training after this many seconds (checkpointing where it stops); it bounds the "
                                   "whole training stage: an auxiliary classifier's time comes off it, and "

@@ -105,8 +105,9 @@ def latents(seed: int, cls: int, start: int, count: int, dim: int) -> torch.Tens
 
 
 def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int, int] | None = None,
-             round_index: int = 0, batch_size: int = 1024, device: torch.device | str = "cpu") -> Synthetic:
-    """counts[c] images of each class c, latent indices from start[c] on.
+             round_index: int = 0, batch_size: int = 1024, device: torch.device | str = "cpu",
+             precision: str = "auto") -> Synthetic:
+    """counts[c] images of each class c, latent indices from start[c] on, in train.precision's arithmetic.
 
     Latents are drawn on the CPU (so that an image does not depend on the device), by worker threads
     ahead of the generator; on CUDA the uint8 images stay on the device until about 256 MB have
@@ -117,7 +118,7 @@ def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int,
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    amp = autocast_for(device)
+    amp = autocast_for(device, precision)
     jobs = [(c, start.get(c, 0) + b, min(batch_size, n - b))
             for c, n in sorted(counts.items()) if n > 0 for b in range(0, n, batch_size)]
     if not jobs:

@@ -300,7 +300,8 @@ def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict
     allc = existing
     for c, n in sorted(todo.items()):
         gan = models.gan(models.run_of(data_names[c]))
-        new = generate(gan, {c: n}, cfg.seed, start, round_index, device=models.device)
+        new = generate(gan, {c: n}, cfg.seed, start, round_index, device=models.device,
+                       precision=cfg.train.precision)
         allc = new if allc is None else allc.concat(new)
     allc.save(layout.candidates)
     return {"round": round_index, "generated": {data_names[c]: n for c, n in todo.items()}, "candidates": len(allc)}
@@ -507,6 +508,7 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
         "checkpoint_selected_by": "pixel-probe quality check (fidelity x diversity)",
         "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
+                     "precision": next(iter(training["runs"].values()), {}).get("precision"),
                      "from_cache": training.get("from_cache", False), "key": training.get("key"),
                      "steps": max((r["step"] for r in training["runs"].values()), default=0),
                      "resumed_from": max((r["resumed_from"] for r in training["runs"].values()), default=0)},

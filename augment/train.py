@@ -29,7 +29,7 @@ from augment.grids import save_grid, to_uint8
 from augment.diffaugment import diff_augment, parse_policy
 from augment.losses import LOSSES, gradient_penalty
 from augment.models import DataShape, StepContext, get_variant
-from augment.precision import autocast_for
+from augment.precision import autocast_for, resolve_precision
 
 FORMAT = 1
 GRID_COLUMNS = 8
@@ -58,6 +58,7 @@ class TrainResult:
     problems: list[str] = field(default_factory=list)
     rollbacks: int = 0
     batch_size: int = 0
+    precision: str = "fp32"  # the arithmetic train.precision resolved to on this device
 
 
 def resolve_device(name: str) -> torch.device:
@@ -374,7 +375,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     best_path = ckpt_dir / ckpt.BEST
     return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
                        str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems,
-                       health["rollbacks"], B)
+                       health["rollbacks"], B, resolve_precision(device, tc.precision))
 
 
 INT_MAX = 2**31 - 1

@@ -38,7 +38,7 @@ from augment.data import LabeledImages  # noqa: E402
 from augment.generate import generate, load_gan  # noqa: E402
 from augment.losses import LOSSES  # noqa: E402
 from augment.models import StepContext, get_variant  # noqa: E402
-from augment.precision import autocast_for  # noqa: E402
+from augment.precision import autocast_for, resolve_precision  # noqa: E402
 from augment.train import build_networks, data_shape, train  # noqa: E402
 from shared_data import MNIST  # noqa: E402
 
@@ -247,8 +247,9 @@ def main() -> None:
     cuda = device.type == "cuda"
     gen_batch = args.gen_batch or (32768 if cuda else 4096)
     gen_per_class = args.gen_per_class or (100000 if cuda else 200)
-    # the step's arithmetic: bf16 autocast on CUDA unless train.precision = fp32 (where convolutions may use TF32)
-    fp32 = not cuda or build_config(sets=args.sets).train.precision == "fp32"
+    # the step's arithmetic, as training resolves it: bf16 autocast on CUDA and AMX CPUs unless train.precision = fp32
+    # (where CUDA convolutions may use TF32); the peak is a matmul in that dtype
+    fp32 = resolve_precision(device, build_config(sets=args.sets).train.precision) == "fp32"
     dtype = torch.float32 if fp32 else torch.bfloat16
     peak = matmul_peak(device, dtype)
     name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())

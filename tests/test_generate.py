@@ -1,5 +1,6 @@
 import torch
 
+import augment.precision
 from augment.data import LabeledImages
 from augment.generate import Synthetic, generate, latents, load_gan
 from augment.score.gan_scores import gan_scores
@@ -31,6 +32,31 @@ def test_generate_counts_and_reproducibility(tmp_path):
     assert torch.equal(syn.images, again.images)
     later = generate(gan, {1: 2}, seed=7, start={1: 3}, round_index=1)
     assert torch.equal(later.images, syn.images[6:8]) and later.rounds.tolist() == [1, 1]
+
+
+class OutputDtypes(torch.nn.Module):
+    """Wraps a generator and notes the dtype each batch comes out in."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator, self.seen = generator, []
+
+    def forward(self, z, y):
+        out = self.generator(z, y)
+        self.seen.append(out.dtype)
+        return out
+
+
+def test_generation_follows_train_precision(tmp_path, monkeypatch):
+    gan = load_gan(_checkpoint(tmp_path))
+    gan.generator = spy = OutputDtypes(gan.generator)
+    monkeypatch.setattr(augment.precision, "_cpu_has", lambda check: check == "_is_amx_tile_supported")
+    fp32 = generate(gan, {0: 4, 1: 4}, seed=2, precision="fp32")
+    assert set(spy.seen) == {torch.float32}
+    spy.seen.clear()
+    bf16 = generate(gan, {0: 4, 1: 4}, seed=2)  # auto, on a CPU with AMX
+    assert set(spy.seen) == {torch.bfloat16}
+    assert bf16.images.dtype == torch.uint8 and (bf16.images.int() - fp32.images.int()).abs().max() <= 8
 
 
 def test_synthetic_save_load(tmp_path):

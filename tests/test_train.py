@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+import augment.precision
 from augment import checkpoint as ckpt
 from augment.data import LabeledImages
 from augment.errors import ConfigError
@@ -119,10 +120,23 @@ def test_cuda_requested_without_cuda_is_a_config_error(two_class_bars, tmp_path)
         train(two_class_bars, tiny_config("train.device=cuda"), tmp_path / "run")
 
 
-def test_bf16_on_the_cpu_is_a_config_error_that_writes_nothing(two_class_bars, tmp_path):
-    with pytest.raises(ConfigError, match="train.precision is 'bf16' but training runs on the CPU"):
+def test_bf16_on_a_cpu_without_bf16_units_is_a_config_error_that_writes_nothing(two_class_bars, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setattr(augment.precision, "_cpu_has", lambda check: False)
+    with pytest.raises(ConfigError, match="train.precision is 'bf16' but this CPU has no bf16 arithmetic"):
         train(two_class_bars, tiny_config("train.device=cpu", "train.precision=bf16"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("precision, expected", [("auto", "bf16"), ("bf16", "bf16"), ("fp32", "fp32")])
+def test_a_cpu_with_amx_trains_in_bf16_unless_fp32_is_asked_for(two_class_bars, tmp_path, monkeypatch,
+                                                                 precision, expected):
+    monkeypatch.setattr(augment.precision, "_cpu_has", lambda check: check == "_is_amx_tile_supported")
+    result = train(two_class_bars, tiny_config("train.device=cpu", "train.steps=3", f"train.precision={precision}"),
+                   tmp_path / "run")
+    assert result.precision == expected and result.step == 3
+    rows = [json.loads(r) for r in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(v == v for r in rows for k, v in r.items() if k.endswith("loss"))  # no NaN
 
 
 @pytest.mark.gpu

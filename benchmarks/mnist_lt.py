@@ -105,10 +105,12 @@ def main() -> None:
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))
         meta = json.loads((out / "dataset.json").read_text())
         meta_rows.append({"seed": seed, "pipeline_s": round(seconds), "train_s": meta["training"]["seconds"],
-                          "steps": meta["training"]["steps"], "best_step": meta["checkpoint"]["step"],
+                          "steps": meta["training"]["steps"],
+                          "precision": meta["training"].get("precision"), "best_step": meta["checkpoint"]["step"],
                           "kept": int(sum(summary["kept"].values())), "short": summary["shortfall"],
                           "external_bacc": meta["external_classifier"]["holdout_balanced_accuracy"]})
-        print(f"seed {seed}: pipeline {seconds:.0f} s (training {meta['training']['seconds']:.0f} s, best step "
+        print(f"seed {seed}: pipeline {seconds:.0f} s (training {meta['training']['seconds']:.0f} s in "
+              f"{meta['training'].get('precision')}, best step "
               f"{meta['checkpoint']['step']}); kept {meta_rows[-1]['kept']}; short {summary['shortfall'] or 'none'}; "
               "balanced accuracy " + ", ".join(f"{r['classifier']}:{r['arm']} {r['balanced_accuracy']:.4f}"
                                                for _, r in df.iterrows()), flush=True)

@@ -3,11 +3,13 @@ import os
 
 import pandas as pd
 import pytest
+import torch
 
 from augment import export
 from augment.data import load_dataset
 from augment.errors import OutputError
 from augment.pipeline import run_pipeline
+from augment.precision import resolve_precision
 from makers import KEEP_ALL, make_image_folder, make_manifest, tiny_config
 
 CFG = KEEP_ALL
@@ -47,6 +49,7 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
     assert meta["dataset_fingerprint"] == load_dataset(str(folder)).fingerprint
     assert len(meta["checkpoint"]["sha256"]) == 64 and (out / meta["checkpoint"]["path"]).is_file()
     assert meta["package_versions"]["torch"]
+    assert meta["training"]["precision"] == resolve_precision(torch.device("cpu"))  # bf16 on an AMX CPU, else fp32
     run = out / "train" / "all"  # conditional variants train one model for all classes
     assert (run / "stats.jsonl").is_file() and list((run / "samples").glob("grid-*.png"))
     assert (run / "training.gif").is_file() and (run / "curves.png").is_file()

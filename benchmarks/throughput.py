@@ -198,7 +198,8 @@ def time_to_quality(name: str, sets: list[str], device: torch.device, budget: fl
     reached = [t for t, a in clock["history"] if a >= 0.95]
     best = max(clock["history"], key=lambda h: h[1]) if clock["history"] else (float("nan"), float("nan"))
     return {"config": name, "seconds_to_95": reached[0] if reached else None, "checks": len(clock["history"]),
-            "best_accuracy": best[1], "at_seconds": best[0]}
+            "best_accuracy": best[1], "at_seconds": best[0],
+            "by_step": [(check_every * (i + 1), acc) for i, (_, acc) in enumerate(clock["history"])]}
 
 
 def main() -> None:
@@ -243,6 +244,8 @@ def main() -> None:
             print(f"{r['config']:8s} time to 95%: {reached:>12s}; best {r['best_accuracy']:.3f} at "
                   f"{r['at_seconds']:.0f} s; {r['checks']} checks; settings {CONFIGS[r['config']] + args.sets}",
                   flush=True)
+            print(f"{'':8s} judge accuracy by step (to compare settings step for step): "
+                  + " ".join(f"{step}:{acc:.3f}" for step, acc in r["by_step"]), flush=True)
         return
     cuda = device.type == "cuda"
     gen_batch = args.gen_batch or (32768 if cuda else 4096)

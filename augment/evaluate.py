@@ -60,15 +60,34 @@ def smote(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.clip(np.rint(flat), 0, 255).astype(np.uint8).reshape(-1, *x.shape[1:]), yy
 
 
+def mixed_fill(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float,
+               seed: int) -> Arm:
+    """The augmented arm's class sizes, but each class takes at most `ratio` x its real count of
+    synthetic images and fills the rest of its gap by drawing its real images again."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [x], [y]
+    for c in np.unique(y_aug):
+        syn, real = np.flatnonzero(y_aug == c), np.flatnonzero(y == c)
+        n_syn = min(len(syn), int(round(ratio * len(real))))
+        again = rng.choice(real, len(syn) - n_syn, replace=True)
+        xs += [x_aug[syn[:n_syn]], x[again]]
+        ys += [y_aug[syn[:n_syn]], y[again]]
+    return Arm(np.concatenate(xs), np.concatenate(ys))
+
+
 def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,
                y_aug: np.ndarray | None = None, x_syn: np.ndarray | None = None, y_syn: np.ndarray | None = None,
-               x_full: np.ndarray | None = None, y_full: np.ndarray | None = None) -> dict[str, Arm]:
+               x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,
+               mix_ratios: tuple[float, ...] = ()) -> dict[str, Arm]:
     """x_aug/y_aug: the synthetic images added to the real ones for the augmented arm; x_syn/y_syn:
-    the synthetic-only training set; x_full/y_full: the balanced real upper bound."""
+    the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra
+    arms that cap each class's synthetic images at ratio x its real ones (see mixed_fill)."""
     arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
             "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
     if x_aug is not None and len(x_aug):
         arms["augmented"] = Arm(np.concatenate([x, x_aug]), np.concatenate([y, y_aug]))
+        for r in mix_ratios:
+            arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
         arms["synthetic only"] = Arm(x_syn, y_syn)
     if x_full is not None:
@@ -94,7 +113,7 @@ def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, 
                   classifiers: tuple[str, ...] = ("logreg", "cnn"), seed: int = 0, **cnn_kw) -> pd.DataFrame:
     rows = []
     for classifier in classifiers:
-        for name in [a for a in ARM_ORDER if a in arms]:
+        for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
             pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
             rows.append({"classifier": classifier, "arm": name, "train_images": len(arms[name].labels), "seed": seed,
                          **downstream_metrics(y_test, pred, num_classes, tail)})

@@ -73,6 +73,8 @@ def main() -> None:
     p.add_argument("--cnn-width", type=int, default=16)
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--per-class", type=int, default=PER_CLASS, help="balanced size per class (smoke runs: smaller)")
+    p.add_argument("--mix-ratios", default="", help="extra augmented arms, e.g. '1,2': each class takes at most "
+                   "r x its real count of synthetic images and oversamples its real ones for the rest")
     p.add_argument("--keep", type=Path, help="keep each seed's augment output under this folder")
     args = p.parse_args()
     classifiers = tuple(c.strip() for c in args.classifiers.split(","))
@@ -99,7 +101,8 @@ def main() -> None:
         aug_idx = np.concatenate([np.flatnonzero(ys == c)[:max(args.per_class - counts[c], 0)] for c in range(10)])
         x, y = train.images.numpy(), train.labels.numpy()
         arms = build_arms(x, y, seed, x_aug=xs[aug_idx], y_aug=ys[aug_idx], x_syn=xs, y_syn=ys,
-                          x_full=x_full, y_full=y_full)
+                          x_full=x_full, y_full=y_full,
+                          mix_ratios=tuple(float(r) for r in args.mix_ratios.split(",") if r.strip()))
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))

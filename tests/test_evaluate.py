@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from augment.cli import main
-from augment.evaluate import build_arms, evaluate_arms, gap_closed, smote, summarise, tail_classes
+from augment.evaluate import build_arms, evaluate_arms, gap_closed, mixed_fill, smote, summarise, tail_classes
 from augment.pipeline import run_pipeline
 from makers import KEEP_ALL, make_image_folder, make_npz, tiny_config
 
@@ -25,6 +25,21 @@ def test_arms_and_metrics_on_separable_data():
     assert (df["balanced_accuracy"] == 1.0).all() and (df["tail_recall"] == 1.0).all()
     gaps = gap_closed(summarise(df), "logreg")
     assert gaps["upper_bound"] == 1.0 and gaps["augmented_minus_random_oversampling"] == 0.0
+
+
+def test_a_mixed_arm_caps_synthetic_images_at_a_ratio_of_real_ones_and_oversamples_the_rest():
+    y = np.repeat([0, 1], [10, 2])
+    x = np.full((12, 1, 2, 2), 7, np.uint8)  # real images are 7s
+    y_aug = np.repeat([1], 8)
+    x_aug = np.full((8, 1, 2, 2), 200, np.uint8)  # synthetic ones are 200s
+    arm = mixed_fill(x, y, x_aug, y_aug, ratio=1.5, seed=0)
+    assert np.bincount(arm.labels).tolist() == [10, 10]  # the augmented arm's sizes
+    ones = arm.images[arm.labels == 1][:, 0, 0, 0]
+    assert (ones == 200).sum() == 3 and (ones == 7).sum() == 7  # 1.5 x 2 real = 3 synthetic, 5 real again
+    arms = build_arms(x, y, 0, x_aug=x_aug, y_aug=y_aug, mix_ratios=(1.5,))
+    assert "augmented, synthetic <= 1.5x real" in arms
+    df = evaluate_arms(arms, x, y, 2, [1], ("logreg",), seed=0)
+    assert df["arm"].iloc[-1] == "augmented, synthetic <= 1.5x real"  # extra arms come after the standard ones
 
 
 def test_smote_interpolates_within_a_class():

@@ -101,3 +101,16 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def generator_sha256(path: Path) -> str:
+    """sha256 of the weights a checkpoint generates with (the EMA generator where kept): equal weights give
+    an equal digest however the file was written (torch.save's bytes differ between processes)."""
+    state = load_checkpoint(path)
+    weights = state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        t = weights[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

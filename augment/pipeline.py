@@ -26,7 +26,7 @@ import torch
 from augment import __version__
 from augment.balance import plan_synthetic
 from augment.cache import TrainingCache, run_key, training_key
-from augment.checkpoint import atomic_write_bytes, file_sha256
+from augment.checkpoint import atomic_write_bytes, file_sha256, generator_sha256
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.data.readers import load_dataset
@@ -479,11 +479,12 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
     for key, run in training["runs"].items():
         best = layout.train_dir / run["best_checkpoint"]
         checkpoints.append({"path": f"train/{run['best_checkpoint']}", "sha256": file_sha256(best),
+                            "generator_sha256": generator_sha256(best),
                             "step": run["best_step"], "steps_trained": run["step"], "quality_score": run["best_score"],
                             "classes": [n for n, k in training["class_runs"].items() if k == key],
                             "seconds": run["seconds"], "resumed_from": run["resumed_from"], "problems": run["problems"],
                             "rollbacks": run.get("rollbacks", 0), "batch_size": run.get("batch_size")})
-    generator_of = {c: f"{cfg.model.variant}@{ck['sha256'][:12]}" for ck in checkpoints for c in ck["classes"]}
+    generator_of = {c: f"{cfg.model.variant}@{ck['generator_sha256'][:12]}" for ck in checkpoints for c in ck["classes"]}
     labels = cand.labels.numpy()
     kept = scores["kept"].to_numpy(bool)
     before = data.counts_by_name()

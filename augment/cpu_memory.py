@@ -3,7 +3,8 @@
 With glibc's defaults every buffer above its mmap threshold (a 32 px batch-64 activation is 33 MB)
 is mapped and unmapped each step, and its pages are faulted in again: about 2 million page faults
 in 80 steps of the `classic` config. Serving large buffers from the heap and not trimming it
-cuts that by ten times, and generation on the CPU runs about twice as fast. Process-wide and only on Linux with glibc; elsewhere nothing changes.
+cuts that by ten times, and generation on the CPU runs about twice as fast. Process-wide and only
+on Linux with glibc; elsewhere nothing changes.
 """
 
 from __future__ import annotations

@@ -167,7 +167,8 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     ckpt_dir, grid_dir = run_dir / "checkpoints", run_dir / "samples"
     stats_path = run_dir / "stats.jsonl"
     device = compute_device(tc)
-    amp = autocast_for(device, tc.precision)
+    precision = resolve_precision(device, tc.precision)  # 'bf16' or 'fp32', and a clear error before any I/O
+    amp = autocast_for(device, precision)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     cuda = device.type == "cuda"
@@ -375,7 +376,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     best_path = ckpt_dir / ckpt.BEST
     return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
                        str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems,
-                       health["rollbacks"], B, resolve_precision(device, tc.precision))
+                       health["rollbacks"], B, precision)
 
 
 INT_MAX = 2**31 - 1

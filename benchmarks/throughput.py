@@ -121,15 +121,16 @@ def run_config(name: str, sets: list[str], device: torch.device, steps: int, log
         if compile_generator:
             gan.generator = torch.compile(gan.generator)
         counts = {c: gen_per_class for c in range(10)}
-        generate(gan, {0: gen_batch}, seed=0, batch_size=gen_batch, device=device)  # warm-up
+        precision = cfg.train.precision  # generation in the same arithmetic as training, as the pipeline does
+        generate(gan, {0: gen_batch}, seed=0, batch_size=gen_batch, device=device, precision=precision)  # warm-up
         gen_times = []
         for rep in range(3):
             sync(device)
             t = time.perf_counter()
-            syn = generate(gan, counts, seed=rep, batch_size=gen_batch, device=device)
+            syn = generate(gan, counts, seed=rep, batch_size=gen_batch, device=device, precision=precision)
             sync(device)
             gen_times.append(time.perf_counter() - t)
-        on_device = device_generation_rate(gan, gen_batch, device)
+        on_device = device_generation_rate(gan, gen_batch, device, precision)
     flops = step_flops(cfg, data, device)
     train_rate = statistics.median(rates)
     return {"config": name, "image": f"{data.size}px x{data.channels}", "batch": cfg.train.batch_size,
@@ -146,7 +147,7 @@ def device_generation_plan(gen_batch: int, device: torch.device) -> tuple[int, i
     return (gen_batch, 30) if device.type == "cuda" else (min(gen_batch, 512), 3)
 
 
-def device_generation_rate(gan, gen_batch: int, device: torch.device) -> float:
+def device_generation_rate(gan, gen_batch: int, device: torch.device, precision: str = "auto") -> float:
     """The generator alone: images/s from latents already on the device to uint8 images left there
     (median over `device_generation_plan`'s batches)."""
     from augment.grids import to_uint8
@@ -155,7 +156,7 @@ def device_generation_rate(gan, gen_batch: int, device: torch.device) -> float:
     z = torch.randn(batch, gan.latent_dim, device=device)
     y = torch.arange(batch, device=device) % len(gan.class_names)
     times = []
-    with torch.inference_mode(), autocast_for(device):
+    with torch.inference_mode(), autocast_for(device, precision):
         for i in range(batches + 3):
             sync(device)
             t = time.perf_counter()

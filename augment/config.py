@@ -91,7 +91,7 @@ class ModelConfig:
                                    "cgan/gan-cls: label into the discriminator by projection or as one-hot planes")
     spectral_norm: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
                                          "spectral normalisation in the discriminator; 'auto' turns it on for "
-                                         "discriminators that take the label (cgan, gan-cls)")
+                                         "the conditional variants (acgan, cgan, gan-cls), off for dcgan")
     aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
                                       "acgan: weight of the class-head loss on fake images in the discriminator "
                                       "(1 = original ACGAN; 0 = real images only, which keeps the head from "

@@ -21,6 +21,7 @@ from augment.checkpoint import load_checkpoint
 from augment.config import config_from_dict
 from augment.grids import to_uint8
 from augment.models import DataShape, get_variant
+from augment.models.backbone import model_config_for
 from augment.precision import autocast_for
 
 CHUNK = 1024
@@ -79,7 +80,7 @@ def load_gan(path: str | Path, device: torch.device | str = "cpu") -> LoadedGAN:
     state = load_checkpoint(Path(path), map_location=device)
     cfg = config_from_dict(state["config"])
     shape = DataShape(**state["shape"])
-    G, D = get_variant(cfg.model.variant).build(cfg.model, shape)
+    G, D = get_variant(cfg.model.variant).build(model_config_for(cfg.model, state["discriminator"]), shape)
     G.load_state_dict(state["generator_ema"] if state.get("generator_ema") is not None else state["generator"])
     D.load_state_dict(state["discriminator"])
     return LoadedGAN(G.to(device).eval(), D.to(device).eval(), cfg.model.variant, cfg.model.latent_dim,

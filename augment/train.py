@@ -29,6 +29,7 @@ from augment.grids import save_grid, to_uint8
 from augment.diffaugment import diff_augment, parse_policy
 from augment.losses import LOSSES, gradient_penalty
 from augment.models import DataShape, StepContext, get_variant
+from augment.models.backbone import model_config_for
 from augment.precision import autocast_for, resolve_precision
 
 FORMAT = 1
@@ -82,9 +83,11 @@ def data_shape(data: LabeledImages) -> DataShape:
     return DataShape(channels=data.channels, size=data.size, num_classes=data.num_classes)
 
 
-def build_networks(cfg: Config, shape: DataShape) -> tuple[nn.Module, nn.Module]:
+def build_networks(cfg: Config, shape: DataShape, saved: dict | None = None) -> tuple[nn.Module, nn.Module]:
+    """The configured networks; given a checkpoint to resume (`saved`), networks its weights fit."""
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
-    return get_variant(cfg.model.variant).build(cfg.model, shape)
+    model = cfg.model if saved is None else model_config_for(cfg.model, saved["discriminator"])
+    return get_variant(cfg.model.variant).build(model, shape)
 
 
 class BatchSampler:
@@ -176,7 +179,9 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     adv = LOSSES[cfg.model.loss]
     shape = data_shape(data)
 
-    G, D = build_networks(cfg, shape)
+    # the newest checkpoint is read first, so that a resumed run rebuilds the networks it started with
+    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
+    G, D = build_networks(cfg, shape, state)
     # channels-last on both devices: +8-15% training images/s on this CPU (mkldnn), and the layout
     # tensor cores want on CUDA
     G = G.to(device, memory_format=torch.channels_last)
@@ -226,7 +231,6 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)  # only now: a config error above leaves nothing on disk
     start = 0
-    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
     if state is not None:
         _check_resumable(state, cfg, data)
         start = restore(state)

@@ -38,10 +38,14 @@ from augment.generate import Synthetic  # noqa: E402
 from augment.pipeline import (RunLayout, stage_generate, stage_load, stage_score, stage_train)  # noqa: E402
 from augment.provenance import package_versions  # noqa: E402
 from augment.score.external import fit_external  # noqa: E402
+from augment.train import TrainingDiverged  # noqa: E402
 from shared_data import MNIST  # noqa: E402
 
 VARIANTS = {
     "acgan": ["model.variant=acgan"],
+    "acgan+sn": ["model.variant=acgan", "model.spectral_norm=true"],
+    "acgan+concat": ["model.variant=acgan", "model.conditioning=concat"],
+    "acgan+concat+sn": ["model.variant=acgan", "model.conditioning=concat", "model.spectral_norm=true"],
     "acgan+diffaug": ["model.variant=acgan", 'train.diffaugment="translation"'],
     "cgan": ["model.variant=cgan"],
     "gan-cls": ["model.variant=gan-cls", "model.loss=lsgan"],
@@ -84,7 +88,13 @@ def run_seed(seed: int, args, variants: list[str], classifiers: tuple[str, ...],
         stage_load(train_set, cfg, layout)
         shutil.copy(tmp / "external.pt", layout.work / "external.pt")
         t = time.perf_counter()
-        training = stage_train(cfg, layout)
+        try:
+            training = stage_train(cfg, layout)
+        except TrainingDiverged as e:  # a variant that cannot be trained is a result, not the end of the run
+            print(f"seed {seed} {name}: diverged after {time.perf_counter() - t:.0f} s: {e}", flush=True)
+            rows.append({"seed": seed, "variant": name, "diverged": 1})
+            shutil.rmtree(layout.work, ignore_errors=True)
+            continue
         seconds = time.perf_counter() - t
         stage_generate(cfg, layout, 0)
         stage_score(cfg, layout)
@@ -98,7 +108,7 @@ def run_seed(seed: int, args, variants: list[str], classifiers: tuple[str, ...],
         down = evaluate_arms({k: a for k, a in aug.items() if a is not None}, test.images.numpy(),
                              test.labels.numpy(), 10, tail, classifiers, seed)
         run = next(iter(training["runs"].values()))
-        row = {"seed": seed, "variant": name, "steps": run["step"], "train_s": seconds,
+        row = {"seed": seed, "variant": name, "diverged": 0, "steps": run["step"], "train_s": seconds,
                "aux_s": training.get("aux_classifier_seconds", 0.0), "best_step": run["best_step"],
                "ext_acc_mean": np.mean(list(per_class.values())), "kept": int(kept.sum()),
                **{f"ext_acc_{c}": per_class[c] for c in per_class}}
@@ -120,7 +130,7 @@ def run_seed(seed: int, args, variants: list[str], classifiers: tuple[str, ...],
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=480)
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default="acgan,cgan,gan-cls", help=f"any of {', '.join(VARIANTS)}")
     p.add_argument("--seeds", type=int, default=3, help="MNIST-LT draws 0..N-1; each has its own judge")
     p.add_argument("--cnn", action="store_true")
     p.add_argument("--external-steps", type=int, default=1000)
@@ -138,14 +148,19 @@ def main() -> None:
         for seed in range(args.seeds):
             rows += run_seed(seed, args, variants, classifiers, Path(tmp))
     table = pd.DataFrame(rows)
+    diverged = table.groupby("variant", sort=False)["diverged"].sum()
+    done = table[table["diverged"] == 0]  # means over the seeds that trained
     metrics = ["steps", "train_s", "ext_acc_mean", "kept"] + [c for c in table.columns if ":" in c]
-    mean, std = table.groupby("variant", sort=False)[metrics].mean(), table.groupby("variant", sort=False)[metrics].std()
-    print(f"\n# mean ± std over {args.seeds} seed(s)")
-    print(" | ".join(["variant", *metrics]))
-    for name in mean.index:
-        print(" | ".join([name, *(f"{mean.at[name, m]:.4f} ± {std.at[name, m]:.4f}" if m not in ("steps", "train_s", "kept")
-                                 else f"{mean.at[name, m]:.0f}" for m in metrics)]))
-
+    mean, std = done.groupby("variant", sort=False)[metrics].mean(), done.groupby("variant", sort=False)[metrics].std()
+    print(f"\n# mean ± std over the seeds that trained (of {args.seeds})")
+    print(" | ".join(["variant", "diverged", *metrics]))
+    for name in diverged.index:
+        if name not in mean.index:
+            print(f"{name} | {diverged[name]}/{args.seeds} |" + " - |" * len(metrics))
+            continue
+        print(" | ".join([name, f"{diverged[name]}/{args.seeds}",
+                          *(f"{mean.at[name, m]:.4f} ± {std.at[name, m]:.4f}" if m not in ("steps", "train_s", "kept")
+                            else f"{mean.at[name, m]:.0f}" for m in metrics)]))
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ def build(cfg: ModelConfig, shape: DataShape):
                 ClassicDiscriminator(shape.channels, shape.size, shape.num_classes))
     g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, label_in_d=False) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):

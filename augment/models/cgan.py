@@ -14,7 +14,7 @@ def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]
     g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
     d = Discriminator(shape.channels, shape.size, cfg.width, conditioning=cfg.d_conditioning,
                       num_classes=shape.num_classes)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, label_in_d=True) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):

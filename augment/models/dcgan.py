@@ -12,7 +12,7 @@ from augment.models.registry import DataShape, Variant, adv_stats, no_class_head
 def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
     g = Generator(cfg.latent_dim, 1, shape.channels, shape.size, cfg.width, "none")
     d = Discriminator(shape.channels, shape.size, cfg.width)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, label_in_d=False) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=False) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):

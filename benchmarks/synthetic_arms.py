@@ -1,0 +1,96 @@
+"""Ways to add one checkpoint's images to MNIST-LT, and whether a CNN can tell them from real ones.
+
+Generates 8,000 images per class from --checkpoint (trained on MNIST-LT draw --seed, e.g. by
+benchmarks/checkpoint_value.py --work DIR), keeps those the external SmallCNN (500 steps, trained on
+the draw) reads as their class with p >= --min-ext-prob, and trains the downstream classifiers on:
+random oversampling; the augmented arm (real + generated up to 4000 per class, as mnist_lt.py); random
+oversampling + k generated images in every class (so being generated says nothing about the class);
+real + 4000 generated in every class. Also trains a SmallCNN to tell real from generated images
+(4,000 of each, half held out) and prints its held-out accuracy (0.5 = indistinguishable).
+Downstream CNN figures vary with the CNN's seed, so --cnn-seeds repeats them.
+
+    python benchmarks/synthetic_arms.py --checkpoint CKPT [--seed 0] [--min-ext-prob 0.5] [--cnn-seeds 3] [--every-class 1000,4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augment.evaluate import Arm, evaluate_arms, random_oversample, tail_classes  # noqa: E402
+from augment.generate import generate, load_gan  # noqa: E402
+from augment.provenance import package_versions  # noqa: E402
+from augment.score import cnn  # noqa: E402
+from augment.score.external import fit_external  # noqa: E402
+from mnist_lt import PER_CLASS, split  # noqa: E402
+
+
+def with_generated(x: np.ndarray, y: np.ndarray, syn: dict[int, np.ndarray], n: dict[int, int]) -> Arm:
+    parts = [syn[c][:n[c]] for c in sorted(syn)]
+    return Arm(np.concatenate([x, *parts]), np.concatenate([y, *[np.full(len(s), c) for c, s in zip(sorted(syn), parts)]]))
+
+
+def detector_accuracy(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([real, fake])
+    y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
+    order = rng.permutation(len(x))
+    fit, held = order[: len(x) // 2], order[len(x) // 2:]
+    model = cnn.train_cnn(torch.from_numpy(x[fit]), torch.from_numpy(y[fit]), 2, steps=400, seed=seed, width=16,
+                          balanced=False)
+    return float((cnn.predict(model, torch.from_numpy(x[held]))[0].argmax(1) == y[held]).mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0, help="the MNIST-LT draw the checkpoint was trained on")
+    p.add_argument("--min-ext-prob", type=float, default=0.5)
+    p.add_argument("--cnn-seeds", type=int, default=3)
+    p.add_argument("--cnn-steps", type=int, default=400)
+    p.add_argument("--every-class", default="1000,4000")
+    args = p.parse_args()
+    seed = args.seed
+    train, _, (x_test, y_test) = split(seed)
+    x, y = train.images.numpy(), train.labels.numpy()
+    counts = np.bincount(y, minlength=10)
+    v = package_versions()
+    print(f"# generated-image arms on MNIST-LT seed {seed} from {args.checkpoint}; kept: external p >= "
+          f"{args.min_ext_prob} and its top class; device cpu ({platform.machine()}, {torch.get_num_threads()} "
+          f"threads); torch {v['torch']}; downstream cnn {args.cnn_steps} steps, width 16", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ext, _ = fit_external(train, "cnn", seed=seed, steps=500, cache=Path(tmp) / "external.pt")
+    cand = generate(load_gan(args.checkpoint), {c: 8000 for c in range(10)}, seed=seed)
+    prob, lab = ext.predict(cand.images)[0], cand.labels.numpy()
+    ok = (prob[np.arange(len(lab)), lab] >= args.min_ext_prob) & (prob.argmax(1) == lab)
+    syn = {c: cand.images.numpy()[(lab == c) & ok] for c in range(10)}
+    print(f"# kept per class {[len(syn[c]) for c in range(10)]}", flush=True)
+    fake = np.concatenate([syn[c][:400] for c in range(10)])
+    real = x[np.random.default_rng(seed).permutation(len(x))[:len(fake)]]
+    print(f"# real-vs-generated SmallCNN, held-out accuracy {detector_accuracy(real, fake, seed):.4f}", flush=True)
+    arms = {"random oversampling": Arm(*random_oversample(x, y, seed)),
+            "augmented": with_generated(x, y, syn, {c: max(PER_CLASS - counts[c], 0) for c in range(10)})}
+    for k in (int(s) for s in args.every_class.split(",") if s.strip()):
+        ros = arms["random oversampling"]
+        arms[f"oversampling + {k} generated in every class"] = with_generated(ros.images, ros.labels, syn,
+                                                                             {c: k for c in range(10)})
+    arms["real + 4000 generated in every class"] = with_generated(x, y, syn, {c: PER_CLASS for c in range(10)})
+    tail = tail_classes(y, 10)
+    runs = [evaluate_arms(arms, x_test, y_test, 10, tail, ("logreg", "cnn") if s == 0 else ("cnn",), seed * 100 + s,
+                          cnn_steps=args.cnn_steps, cnn_width=16) for s in range(args.cnn_seeds)]
+    table = pd.concat(runs).groupby(["classifier", "arm"], sort=False)[["balanced_accuracy", "tail_recall"]]
+    out = table.mean().add_suffix(" mean").join(table.std(ddof=0).add_suffix(" std")).join(table.size().rename("runs"))
+    print(out.round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()

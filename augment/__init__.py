@@ -3,7 +3,7 @@
 Plain functions and classes; orchestration (Prefect) lives in the separate `flows` package.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

@@ -103,11 +103,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def generating_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The generator weights a checkpoint generates with: the EMA generator where training kept one."""
+    return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+
+
 def generator_sha256(path: Path) -> str:
-    """sha256 of the weights a checkpoint generates with (the EMA generator where kept): equal weights give
-    an equal digest however the file was written (torch.save's bytes differ between processes)."""
-    state = load_checkpoint(path)
-    weights = state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+    """sha256 of the weights a checkpoint generates with: equal weights give an equal digest however
+    the file was written (torch.save's bytes differ between processes)."""
+    weights = generating_weights(load_checkpoint(path))
     h = hashlib.sha256()
     for name in sorted(weights):
         t = weights[name].detach().cpu().contiguous()

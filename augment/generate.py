@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from augment.checkpoint import load_checkpoint
+from augment.checkpoint import generating_weights, load_checkpoint
 from augment.config import config_from_dict
 from augment.grids import to_uint8
 from augment.models import DataShape, get_variant
@@ -81,7 +81,7 @@ def load_gan(path: str | Path, device: torch.device | str = "cpu") -> LoadedGAN:
     cfg = config_from_dict(state["config"])
     shape = DataShape(**state["shape"])
     G, D = get_variant(cfg.model.variant).build(model_config_for(cfg.model, state["discriminator"]), shape)
-    G.load_state_dict(state["generator_ema"] if state.get("generator_ema") is not None else state["generator"])
+    G.load_state_dict(generating_weights(state))
     D.load_state_dict(state["discriminator"])
     return LoadedGAN(G.to(device).eval(), D.to(device).eval(), cfg.model.variant, cfg.model.latent_dim,
                      list(state["class_names"]), int(state["step"]))

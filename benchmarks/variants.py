@@ -162,5 +162,6 @@ def main() -> None:
                           *(f"{mean.at[name, m]:.4f} ± {std.at[name, m]:.4f}" if m not in ("steps", "train_s", "kept")
                             else f"{mean.at[name, m]:.0f}" for m in metrics)]))
 
+
 if __name__ == "__main__":
     main()

@@ -9,7 +9,9 @@ from augment import checkpoint as ckpt
 from augment.config import build_config
 from augment.data import LabeledImages
 from augment.errors import ConfigError
-from augment.models import VARIANTS
+from augment.generate import generate, load_gan
+from augment.models import VARIANTS, DataShape
+from augment.models.backbone import has_spectral_norm
 from augment.pipeline import run_pipeline
 from augment.train import train
 from makers import KEEP_ALL, bars, make_image_folder, tiny_config
@@ -146,9 +148,6 @@ def test_the_aux_classifiers_time_comes_out_of_the_training_budget(tmp_path):
 
 @pytest.mark.parametrize("variant, expected", [("acgan", True), ("cgan", True), ("gan-cls", True), ("dcgan", False)])
 def test_spectral_norm_auto_is_on_for_conditional_variants(variant, expected):
-    from augment.models.backbone import has_spectral_norm
-    from augment.models.registry import DataShape
-
     cfg = build_config(sets=[f"model.variant={variant}"] + (["model.loss=lsgan"] if variant == "gan-cls" else []))
     _, D = VARIANTS[variant].build(cfg.model, DataShape(channels=1, size=8, num_classes=3))
     assert has_spectral_norm(D.state_dict()) is expected
@@ -156,9 +155,6 @@ def test_spectral_norm_auto_is_on_for_conditional_variants(variant, expected):
 
 def test_checkpoint_from_when_auto_meant_no_spectral_norm_still_loads_and_resumes(three_class_bars, tmp_path):
     """acgan checkpoints written while 'auto' meant off carry 'auto' and a plain discriminator."""
-    from augment.generate import generate, load_gan
-    from augment.models.backbone import has_spectral_norm
-
     first = train(three_class_bars, tiny_config("model.spectral_norm=false", "train.steps=2"), tmp_path / "run")
     state = ckpt.load_checkpoint(first.last_checkpoint)
     state["config"]["model"]["spectral_norm"] = "auto"

@@ -108,10 +108,16 @@ def generating_weights(state: dict[str, Any]) -> dict[str, Any]:
     return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
 
 
-def generator_sha256(path: Path) -> str:
+def load_with_sha256(path: Path) -> tuple[dict[str, Any], str]:
+    """A checkpoint's state and its file's sha256 from one read of the file."""
+    data = Path(path).read_bytes()
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), hashlib.sha256(data).hexdigest()
+
+
+def generator_sha256(state: dict[str, Any]) -> str:
     """sha256 of the weights a checkpoint generates with: equal weights give an equal digest however
     the file was written (torch.save's bytes differ between processes)."""
-    weights = generating_weights(load_checkpoint(path))
+    weights = generating_weights(state)
     h = hashlib.sha256()
     for name in sorted(weights):
         t = weights[name].detach().cpu().contiguous()

@@ -26,7 +26,7 @@ import torch
 from augment import __version__
 from augment.balance import plan_synthetic
 from augment.cache import TrainingCache, run_key, training_key
-from augment.checkpoint import atomic_write_bytes, file_sha256, generator_sha256
+from augment.checkpoint import atomic_write_bytes, file_sha256, generator_sha256, load_with_sha256
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.data.readers import load_dataset
@@ -34,6 +34,7 @@ from augment.errors import ConfigError
 from augment.export import SCORE_COLUMNS, check_output_target, write_dataset
 from augment.generate import Synthetic, generate, load_gan
 from augment.models import get_variant
+from augment.models.backbone import has_spectral_norm
 from augment.multi import run_dir
 from augment.provenance import now_iso, package_versions
 from augment.report import write_report, write_training_figures
@@ -477,9 +478,10 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
     names = data.class_names
     checkpoints = []
     for key, run in training["runs"].items():
-        best = layout.train_dir / run["best_checkpoint"]
-        checkpoints.append({"path": f"train/{run['best_checkpoint']}", "sha256": file_sha256(best),
-                            "generator_sha256": generator_sha256(best),
+        state, sha256 = load_with_sha256(layout.train_dir / run["best_checkpoint"])
+        checkpoints.append({"path": f"train/{run['best_checkpoint']}", "sha256": sha256,
+                            "generator_sha256": generator_sha256(state),
+                            "spectral_norm": has_spectral_norm(state["discriminator"]),
                             "step": run["best_step"], "steps_trained": run["step"], "quality_score": run["best_score"],
                             "classes": [n for n, k in training["class_runs"].items() if k == key],
                             "seconds": run["seconds"], "resumed_from": run["resumed_from"], "problems": run["problems"],

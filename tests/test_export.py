@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from augment import export
+from augment.checkpoint import file_sha256
 from augment.data import load_dataset
 from augment.errors import OutputError
 from augment.pipeline import run_pipeline
@@ -47,7 +48,8 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
                 "package_versions", "created_at", "seed", "normalisation", "shortfall"):
         assert key in meta
     assert meta["dataset_fingerprint"] == load_dataset(str(folder)).fingerprint
-    assert len(meta["checkpoint"]["sha256"]) == 64 and (out / meta["checkpoint"]["path"]).is_file()
+    assert meta["checkpoint"]["sha256"] == file_sha256(out / meta["checkpoint"]["path"])
+    assert meta["checkpoint"]["spectral_norm"] is True  # what 'auto' resolved to for acgan, read from the weights
     assert meta["package_versions"]["torch"]
     assert meta["training"]["precision"] == resolve_precision(torch.device("cpu"))  # bf16 on an AMX CPU, else fp32
     run = out / "train" / "all"  # conditional variants train one model for all classes

@@ -5,11 +5,17 @@ benchmarks/checkpoint_value.py --work DIR), keeps those the external SmallCNN (5
 the draw) reads as their class with p >= --min-ext-prob, and trains the downstream classifiers on:
 random oversampling; the augmented arm (real + generated up to 4000 per class, as mnist_lt.py); random
 oversampling + k generated images in every class (so being generated says nothing about the class);
-real + 4000 generated in every class. Also trains a SmallCNN to tell real from generated images
+real + 4000 generated in every class; 4,000 real images of every class (the upper bound). Also trains a SmallCNN to tell real from generated images
 (4,000 of each, half held out) and prints its held-out accuracy (0.5 = indistinguishable).
-Downstream CNN figures vary with the CNN's seed, so --cnn-seeds repeats them.
+Downstream CNN figures vary with the CNN's seed, so --cnn-seeds repeats them; --every-class ''
+leaves out the oversampling + k arms.
+--rank-by takes, within each class, the kept images that look most real first: by the GAN
+discriminator's realism, or by a separate real-vs-generated SmallCNN trained on another draw of
+generated images (discriminator rejection sampling, after the fact); --pool sets how many
+candidates per class to rank.
 
     python benchmarks/synthetic_arms.py --checkpoint CKPT [--seed 0] [--min-ext-prob 0.5] [--cnn-seeds 3] [--every-class 1000,4000]
+                                        [--rank-by none|realism|detector] [--pool 8000]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from augment.generate import generate, load_gan  # noqa: E402
 from augment.provenance import package_versions  # noqa: E402
 from augment.score import cnn  # noqa: E402
 from augment.score.external import fit_external  # noqa: E402
+from augment.score.gan_scores import gan_scores  # noqa: E402
 from mnist_lt import PER_CLASS, split  # noqa: E402
 
 
@@ -39,15 +46,33 @@ def with_generated(x: np.ndarray, y: np.ndarray, syn: dict[int, np.ndarray], n: 
     return Arm(np.concatenate([x, *parts]), np.concatenate([y, *[np.full(len(s), c) for c, s in zip(sorted(syn), parts)]]))
 
 
+def real_vs_generated(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels for a detector: real is class 0, generated class 1."""
+    return np.concatenate([real, fake]), np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
+
+
+def train_detector(x: np.ndarray, y: np.ndarray, seed: int) -> torch.nn.Module:
+    return cnn.train_cnn(torch.from_numpy(x), torch.from_numpy(y), 2, steps=400, seed=seed, width=16, balanced=False)
+
+
 def detector_accuracy(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
-    rng = np.random.default_rng(seed)
-    x = np.concatenate([real, fake])
-    y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
-    order = rng.permutation(len(x))
+    """Held-out accuracy of a detector trained on half of the images (0.5: indistinguishable)."""
+    x, y = real_vs_generated(real, fake)
+    order = np.random.default_rng(seed).permutation(len(x))
     fit, held = order[: len(x) // 2], order[len(x) // 2:]
-    model = cnn.train_cnn(torch.from_numpy(x[fit]), torch.from_numpy(y[fit]), 2, steps=400, seed=seed, width=16,
-                          balanced=False)
+    model = train_detector(x[fit], y[fit], seed)
     return float((cnn.predict(model, torch.from_numpy(x[held]))[0].argmax(1) == y[held]).mean())
+
+
+def looks_real(gan, cand, rank_by: str, real: np.ndarray, seed: int) -> np.ndarray | None:
+    """Per candidate, how real it looks ('realism': the GAN's discriminator; 'detector': p(real) from a
+    SmallCNN trained on `real` against another draw of generated images); None for 'none'."""
+    if rank_by == "realism":
+        return gan_scores(gan, cand.images, cand.labels)["realism"]
+    if rank_by == "detector":
+        other = generate(gan, {c: len(real) // 10 for c in range(10)}, seed=seed + 99).images.numpy()
+        return cnn.predict(train_detector(*real_vs_generated(real, other), seed + 5), cand.images)[0][:, 0]
+    return None
 
 
 def main() -> None:
@@ -58,21 +83,26 @@ def main() -> None:
     p.add_argument("--cnn-seeds", type=int, default=3)
     p.add_argument("--cnn-steps", type=int, default=400)
     p.add_argument("--every-class", default="1000,4000")
+    p.add_argument("--rank-by", choices=("none", "realism", "detector"), default="none")
+    p.add_argument("--pool", type=int, default=8000, help="candidates generated per class")
     args = p.parse_args()
     seed = args.seed
-    train, _, (x_test, y_test) = split(seed)
+    train, full, (x_test, y_test) = split(seed)
     x, y = train.images.numpy(), train.labels.numpy()
     counts = np.bincount(y, minlength=10)
     v = package_versions()
     print(f"# generated-image arms on MNIST-LT seed {seed} from {args.checkpoint}; kept: external p >= "
-          f"{args.min_ext_prob} and its top class; device cpu ({platform.machine()}, {torch.get_num_threads()} "
+          f"{args.min_ext_prob} and its top class, ranked by {args.rank_by}, of {args.pool} per class; device cpu ({platform.machine()}, {torch.get_num_threads()} "
           f"threads); torch {v['torch']}; downstream cnn {args.cnn_steps} steps, width 16", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ext, _ = fit_external(train, "cnn", seed=seed, steps=500, cache=Path(tmp) / "external.pt")
-    cand = generate(load_gan(args.checkpoint), {c: 8000 for c in range(10)}, seed=seed)
+    gan = load_gan(args.checkpoint)
+    cand = generate(gan, {c: args.pool for c in range(10)}, seed=seed)
     prob, lab = ext.predict(cand.images)[0], cand.labels.numpy()
     ok = (prob[np.arange(len(lab)), lab] >= args.min_ext_prob) & (prob.argmax(1) == lab)
-    syn = {c: cand.images.numpy()[(lab == c) & ok] for c in range(10)}
+    score = looks_real(gan, cand, args.rank_by, x[np.random.default_rng(seed + 5).permutation(len(x))[:4000]], seed)
+    order = np.arange(len(lab)) if score is None else np.argsort(-score, kind="stable")
+    syn = {c: cand.images.numpy()[order[((lab == c) & ok)[order]]] for c in range(10)}
     print(f"# kept per class {[len(syn[c]) for c in range(10)]}", flush=True)
     fake = np.concatenate([syn[c][:400] for c in range(10)])
     real = x[np.random.default_rng(seed).permutation(len(x))[:len(fake)]]
@@ -84,6 +114,7 @@ def main() -> None:
         arms[f"oversampling + {k} generated in every class"] = with_generated(ros.images, ros.labels, syn,
                                                                              {c: k for c in range(10)})
     arms["real + 4000 generated in every class"] = with_generated(x, y, syn, {c: PER_CLASS for c in range(10)})
+    arms["full balanced (upper bound)"] = Arm(*full)
     tail = tail_classes(y, 10)
     runs = [evaluate_arms(arms, x_test, y_test, 10, tail, ("logreg", "cnn") if s == 0 else ("cnn",), seed * 100 + s,
                           cnn_steps=args.cnn_steps, cnn_width=16) for s in range(args.cnn_seeds)]

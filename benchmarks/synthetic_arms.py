@@ -5,8 +5,9 @@ benchmarks/checkpoint_value.py --work DIR), keeps those the external SmallCNN (5
 the draw) reads as their class with p >= --min-ext-prob, and trains the downstream classifiers on:
 random oversampling; the augmented arm (real + generated up to 4000 per class, as mnist_lt.py); random
 oversampling + k generated images in every class (so being generated says nothing about the class);
-real + 4000 generated in every class; 4,000 real images of every class (the upper bound). Also trains a SmallCNN to tell real from generated images
-(4,000 of each, half held out) and prints its held-out accuracy (0.5 = indistinguishable).
+real + 4000 generated in every class; 4000 real images of every class (the upper bound). Also trains
+a SmallCNN to tell real from generated images (4,000 of each, half held out) and prints its held-out
+accuracy (0.5 = indistinguishable).
 Downstream CNN figures vary with the CNN's seed, so --cnn-seeds repeats them; --every-class ''
 leaves out the oversampling + k arms.
 --rank-by takes, within each class, the kept images that look most real first: by the GAN

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -57,7 +57,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(buf.getbuffer()))
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path | BinaryIO, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -111,7 +111,7 @@ def generating_weights(state: dict[str, Any]) -> dict[str, Any]:
 def load_with_sha256(path: Path) -> tuple[dict[str, Any], str]:
     """A checkpoint's state and its file's sha256 from one read of the file."""
     data = Path(path).read_bytes()
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), hashlib.sha256(data).hexdigest()
+    return load_checkpoint(io.BytesIO(data)), hashlib.sha256(data).hexdigest()
 
 
 def generator_sha256(state: dict[str, Any]) -> str:

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import balanced_accuracy_score
@@ -30,13 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.checkpoint import list_checkpoints  # noqa: E402
 from augment.config import build_config  # noqa: E402
-from augment.evaluate import Arm, evaluate_arms, tail_classes  # noqa: E402
+from augment.evaluate import evaluate_arms, tail_classes  # noqa: E402
 from augment.generate import generate, load_gan  # noqa: E402
 from augment.pipeline import RunLayout, stage_load, stage_train  # noqa: E402
 from augment.provenance import package_versions  # noqa: E402
 from augment.score.external import fit_external  # noqa: E402
 from augment.score.probe import PixelProbe, fit_pixel_logreg, pixels  # noqa: E402
 from mnist_lt import PER_CLASS, split  # noqa: E402
+from synthetic_arms import read_as_their_class, with_generated  # noqa: E402
 
 
 def main() -> None:
@@ -84,13 +84,12 @@ def main() -> None:
                                       .predict(pixels(train.images)))
         cand = generate(gan, {c: 2 * n for c, n in need.items()}, seed=seed)
         prob, lab = ext.predict(cand.images)[0], cand.labels.numpy()
-        ok = (prob[np.arange(len(lab)), lab] >= 0.5) & (prob.argmax(1) == lab)
-        idx = np.concatenate([np.flatnonzero((lab == c) & ok)[:need[c]] for c in range(10)])
-        arm = Arm(np.concatenate([x, cand.images.numpy()[idx]]), np.concatenate([y, lab[idx]]))
+        ok = read_as_their_class(prob, lab, 0.5)
+        arm = with_generated(x, y, {c: cand.images.numpy()[(lab == c) & ok] for c in range(10)}, need)
         df = evaluate_arms({"augmented": arm}, x_test, y_test, 10, tail_classes(y, 10), ("logreg", "cnn"), seed,
                            cnn_steps=args.cnn_steps, cnn_width=16)
         row = {"step": step, "picked": step == run["best_step"], "probe": judged["score"], "cas_logreg": cas,
-               "kept": len(idx), **{r["classifier"]: r["balanced_accuracy"] for _, r in df.iterrows()},
+               "kept": len(arm.labels) - len(y), **{r["classifier"]: r["balanced_accuracy"] for _, r in df.iterrows()},
                **{f"{r['classifier']}_tail": r["tail_recall"] for _, r in df.iterrows()}}
         rows.append(row)
         print(json.dumps({k: round(w, 4) if isinstance(w, float) else w for k, w in row.items()}), flush=True)

@@ -47,6 +47,12 @@ def with_generated(x: np.ndarray, y: np.ndarray, syn: dict[int, np.ndarray], n: 
     return Arm(np.concatenate([x, *parts]), np.concatenate([y, *[np.full(len(s), c) for c, s in zip(sorted(syn), parts)]]))
 
 
+def read_as_their_class(prob: np.ndarray, labels: np.ndarray, min_prob: float) -> np.ndarray:
+    """Candidates the external classifier reads as their intended class with p >= min_prob (the
+    product's ext_prob and agreement checks; these benchmarks have no aux scores)."""
+    return (prob[np.arange(len(labels)), labels] >= min_prob) & (prob.argmax(1) == labels)
+
+
 def real_vs_generated(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels for a detector: real is class 0, generated class 1."""
     return np.concatenate([real, fake]), np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
@@ -100,7 +106,7 @@ def main() -> None:
     gan = load_gan(args.checkpoint)
     cand = generate(gan, {c: args.pool for c in range(10)}, seed=seed)
     prob, lab = ext.predict(cand.images)[0], cand.labels.numpy()
-    ok = (prob[np.arange(len(lab)), lab] >= args.min_ext_prob) & (prob.argmax(1) == lab)
+    ok = read_as_their_class(prob, lab, args.min_ext_prob)
     score = looks_real(gan, cand, args.rank_by, x[np.random.default_rng(seed + 5).permutation(len(x))[:4000]], seed)
     order = np.arange(len(lab)) if score is None else np.argsort(-score, kind="stable")
     syn = {c: cand.images.numpy()[order[((lab == c) & ok)[order]]] for c in range(10)}

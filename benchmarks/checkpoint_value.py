@@ -89,7 +89,8 @@ def main() -> None:
         df = evaluate_arms({"augmented": arm}, x_test, y_test, 10, tail_classes(y, 10), ("logreg", "cnn"), seed,
                            cnn_steps=args.cnn_steps, cnn_width=16)
         row = {"step": step, "picked": step == run["best_step"], "probe": judged["score"], "cas_logreg": cas,
-               "kept": len(arm.labels) - len(y), **{r["classifier"]: r["balanced_accuracy"] for _, r in df.iterrows()},
+               "kept": len(arm.labels) - len(y),
+               **{r["classifier"]: r["balanced_accuracy"] for _, r in df.iterrows()},
                **{f"{r['classifier']}_tail": r["tail_recall"] for _, r in df.iterrows()}}
         rows.append(row)
         print(json.dumps({k: round(w, 4) if isinstance(w, float) else w for k, w in row.items()}), flush=True)

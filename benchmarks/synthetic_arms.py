@@ -100,7 +100,8 @@ def main() -> None:
     v = package_versions()
     print(f"# generated-image arms on MNIST-LT seed {seed} from {args.checkpoint}; kept: external p >= "
           f"{args.min_ext_prob} and its top class, ranked by {args.rank_by}, of {args.pool} per class; "
-          f"device cpu ({platform.machine()}, {torch.get_num_threads()} threads); torch {v['torch']}; downstream cnn {args.cnn_steps} steps, width 16", flush=True)
+          f"device cpu ({platform.machine()}, {torch.get_num_threads()} threads); torch {v['torch']}; "
+          f"downstream cnn {args.cnn_steps} steps, width 16", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ext, _ = fit_external(train, "cnn", seed=seed, steps=500, cache=Path(tmp) / "external.pt")
     gan = load_gan(args.checkpoint)

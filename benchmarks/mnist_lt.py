@@ -14,6 +14,7 @@ upper bound that the augmented arm closes.
 
     python benchmarks/mnist_lt.py [--seeds 3] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn] [--cnn-steps 1000]
         [--cnn-width 16] [--set key=value ...] [--keep DIR]
+    python benchmarks/mnist_lt.py --from-csv rows_a.csv rows_b.csv   # summarise rows saved by earlier runs
 """
 
 from __future__ import annotations
@@ -76,8 +77,20 @@ def main() -> None:
     p.add_argument("--mix-ratios", default="", help="extra augmented arms, e.g. '1,2': each class takes at most "
                    "r x its real count of synthetic images and oversamples its real ones for the rest")
     p.add_argument("--keep", type=Path, help="keep each seed's augment output under this folder")
+    p.add_argument("--from-csv", type=Path, nargs="+", help="train nothing: print the summary of rows saved with "
+                   "--save by earlier invocations (e.g. seeds run on different days)")
     args = p.parse_args()
     classifiers = tuple(c.strip() for c in args.classifiers.split(","))
+    if args.from_csv:
+        rows = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
+        if rows.duplicated(["classifier", "arm", "seed"]).any():
+            sys.exit(f"--from-csv: the files {[str(f) for f in args.from_csv]} repeat a (classifier, arm, seed) row; "
+                     "pass each seed's rows once")
+        rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
+        seeds = sorted(int(s) for s in rows["seed"].unique())
+        print(f"# MNIST-LT rows from {', '.join(str(f) for f in args.from_csv)}: seeds {seeds}")
+        report(rows, tuple(c for c in classifiers if c in set(rows["classifier"])))
+        return
     v = package_versions()
     sets = [*GAN, *args.sets]
     print(f"# MNIST-LT benchmark: {args.seeds} seed(s); device {'cuda' if torch.cuda.is_available() else 'cpu'} "
@@ -120,6 +133,12 @@ def main() -> None:
     all_runs = pd.concat(runs, ignore_index=True)
     if args.save:
         all_runs.to_csv(args.save, index=False)
+    report(all_runs, classifiers)
+    print("\nruns: " + json.dumps(meta_rows))
+
+
+def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:
+    """Print mean ± std per arm, per-class recall and the share of the gap closed, per classifier."""
     table = summarise(all_runs)
     print(f"\n{'classifier':10s} {'arm':30s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall (7-9)':>17s}")
     for _, r in table.iterrows():
@@ -135,7 +154,6 @@ def main() -> None:
         print(f"\n{clf}: best classical arm '{g['best_classical']}' {g['best_classical_value']:.4f}; augmented "
               f"{g['augmented']:.4f}; upper bound {g['upper_bound']:.4f}; share of the gap closed "
               f"{g['gap_closed']:.1%}; augmented - random oversampling {g['augmented_minus_random_oversampling']:+.4f}")
-    print("\nruns: " + json.dumps(meta_rows))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ GRID_COLUMNS = 8
 # Keys that may change between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
                      "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks",
-                     "precision", "keep_cpu_memory"}
+                     "precision", "keep_cpu_memory", "best_tolerance"}
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
@@ -139,6 +139,19 @@ def sample_per_class(G: nn.Module, num_classes: int, n: int, latent_dim: int, se
     return x, y.cpu()
 
 
+def pick_best(best: dict, step: int, score: float, tolerance: float) -> dict:
+    """The checkpoint to mark best after a quality check at `step`: the latest one scoring within
+    `tolerance` of the highest score so far. Later checkpoints win ties within the check's noise
+    (on MNIST-LT they were worth more downstream), while a late collapse, which costs far more than
+    the tolerance, keeps the earlier pick. `best` is {"step", "score", "peak"} ("score": the pick's)."""
+    if best.get("score") is None:
+        return {"step": step, "score": score, "peak": score}
+    peak = max(best.get("peak", best["score"]), score)
+    if score >= peak - tolerance:
+        return {"step": step, "score": score, "peak": peak}
+    return {**best, "peak": peak}
+
+
 class TrainingDiverged(AugmentError):
     """Training kept diverging after the allowed number of rollbacks."""
 
@@ -158,7 +171,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     """Train (or resume) the configured GAN on `data`, writing everything under `run_dir`.
 
     `quality(sample_fn)` is called at each checkpoint with a function giving n images per
-    class; it returns {"score": float, ...} and the highest score marks best.pt.
+    class; it returns {"score": float, ...} and `pick_best` marks best.pt.
     `stop_after` ends the loop early at that step (for tests that interrupt a run).
     Every `train.health_every` steps (and before each checkpoint) one host sync checks that the
     losses stayed finite and the generator has not collapsed; if not, training rolls back to the
@@ -256,8 +269,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         report = None
         if quality is not None:
             report = quality(lambda n: sample_per_class(gen_model, K, n, L, cfg.seed + 7, device))
-            if best["score"] is None or report["score"] > best["score"]:
-                best = {"step": step, "score": float(report["score"])}
+            best = pick_best(best, step, float(report["score"]), tc.best_tolerance)
         else:
             best = {"step": step, "score": None}
         x, _ = sample_per_class(gen_model, K, GRID_COLUMNS, L, cfg.seed + 1, device)

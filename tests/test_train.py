@@ -7,7 +7,7 @@ import augment.precision
 from augment import checkpoint as ckpt
 from augment.data import LabeledImages
 from augment.errors import ConfigError
-from augment.train import train
+from augment.train import pick_best, train
 from makers import bars, tiny_config
 
 
@@ -104,6 +104,28 @@ def test_quality_check_picks_the_best_checkpoint(two_class_bars, tmp_path):
     assert seen[0] == (torch.Size([6, 1, 8, 8]), torch.uint8, [0, 0, 0, 1, 1, 1])
     best, step2 = weights(tmp_path / "run" / "checkpoints" / "best.pt"), weights(tmp_path / "run" / "checkpoints" / "ckpt-0000002.pt")
     assert same_state(best["generator"], step2["generator"])
+
+
+def test_a_later_checkpoint_within_the_tolerance_becomes_best(two_class_bars, tmp_path):
+    def run(tolerance, name):
+        scores = iter([0.90, 0.89, 0.50])  # a plateau, then a collapse
+        return train(two_class_bars, tiny_config("train.steps=3", f"train.best_tolerance={tolerance}"),
+                     tmp_path / name, quality=lambda sample: {"score": next(scores)})
+
+    assert run(0.02, "tolerant").best_step == 2  # 0.89 is within 0.02 of 0.90; the collapse is not
+    assert run(0.0, "strict").best_step == 1
+
+
+def test_pick_best_follows_the_peak_and_keeps_the_pick_through_a_collapse():
+    best = {"step": 0, "score": None}
+    picks = []
+    for step, score in [(1, 0.80), (2, 0.95), (3, 0.94), (4, 0.90), (5, 0.97), (6, 0.96), (7, 0.30)]:
+        best = pick_best(best, step, score, tolerance=0.02)
+        picks.append(best["step"])
+    assert picks == [1, 2, 3, 3, 5, 6, 6]
+    assert best == {"step": 6, "score": 0.96, "peak": 0.97}
+    # a state saved before "peak" was recorded resumes with its pick's score as the peak
+    assert pick_best({"step": 4, "score": 0.9}, 5, 0.885, 0.02)["step"] == 5
 
 
 def test_rgb_and_28px_shapes_train(tmp_path):

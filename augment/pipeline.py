@@ -510,7 +510,8 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
         "quality": quality.to_dict(orient="records") if quality is not None else None,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
         "checkpoint_selected_by": ("pixel-probe quality check (fidelity x diversity): the latest checkpoint "
-                                   f"within train.best_tolerance = {cfg.train.best_tolerance} of the highest score"),
+                                   f"within train.best_tolerance = {cfg.train.best_tolerance} of the highest score"
+                                   if cfg.train.best_tolerance else "pixel-probe quality check (fidelity x diversity)"),
         "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
                      "precision": next(iter(training["runs"].values()), {}).get("precision"),
                      "from_cache": training.get("from_cache", False), "key": training.get("key"),

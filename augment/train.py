@@ -141,13 +141,14 @@ def sample_per_class(G: nn.Module, num_classes: int, n: int, latent_dim: int, se
 
 def pick_best(best: dict, step: int, score: float, tolerance: float) -> dict:
     """The checkpoint to mark best after a quality check at `step`: the latest one scoring within
-    `tolerance` of the highest score so far. Later checkpoints win ties within the check's noise
-    (on MNIST-LT they were worth more downstream), while a late collapse, which costs far more than
-    the tolerance, keeps the earlier pick. `best` is {"step", "score", "peak"} ("score": the pick's)."""
+    `tolerance` of the highest score so far (0: the first to reach the highest). A tolerance
+    lets a later checkpoint win within the check's noise, while a late collapse, which costs far more,
+    keeps the earlier pick. `best` is {"step", "score", "peak"} ("score": the pick's)."""
     if best.get("score") is None:
         return {"step": step, "score": score, "peak": score}
-    peak = max(best.get("peak", best["score"]), score)
-    if score >= peak - tolerance:
+    before = best.get("peak", best["score"])
+    peak = max(before, score)
+    if (score >= peak - tolerance) if tolerance > 0 else (score > before):
         return {"step": step, "score": score, "peak": peak}
     return {**best, "peak": peak}
 

@@ -124,6 +124,8 @@ def test_pick_best_follows_the_peak_and_keeps_the_pick_through_a_collapse():
         picks.append(best["step"])
     assert picks == [1, 2, 3, 3, 5, 6, 6]
     assert best == {"step": 6, "score": 0.96, "peak": 0.97}
+    # tolerance 0 (the default) keeps the first checkpoint to reach the highest score
+    assert pick_best({"step": 1, "score": 1.0, "peak": 1.0}, 2, 1.0, 0.0)["step"] == 1
     # a state saved before "peak" was recorded resumes with its pick's score as the peak
     assert pick_best({"step": 4, "score": 0.9}, 5, 0.885, 0.02)["step"] == 5
 

@@ -113,8 +113,8 @@ class TrainConfig:
     keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1), "how many recent checkpoints to keep (plus the best)")
     best_tolerance: float = _setting(0.0, "a number in [0, 1]", _num_in(0.0, 1.0),
                                      "best.pt is the latest checkpoint whose quality score is within this of the "
-                                     "highest so far (0 = the first to reach the highest); on MNIST-LT 0.02 (always the last of 5,000 "
-                                     "steps) gave logistic regression +0.003 and the CNN -0.004, so 0 stays")
+                                     "highest so far (0 = the first to reach the highest); on MNIST-LT 0.02 (always "
+                                     "the last of 5,000 steps) gave logistic regression +0.003 and the CNN -0.004")
     ema: bool = _setting(True, "true or false", _is_bool, "keep an exponential moving average of the generator and generate from it")
     ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),

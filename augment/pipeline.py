@@ -509,9 +509,9 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: list[tuple[str,
         "rejected_by": selection["rejected_by"],
         "quality": quality.to_dict(orient="records") if quality is not None else None,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
-        "checkpoint_selected_by": ("pixel-probe quality check (fidelity x diversity): the latest checkpoint "
-                                   f"within train.best_tolerance = {cfg.train.best_tolerance} of the highest score"
-                                   if cfg.train.best_tolerance else "pixel-probe quality check (fidelity x diversity)"),
+        "checkpoint_selected_by": "pixel-probe quality check (fidelity x diversity)" + (
+            f": the latest checkpoint within train.best_tolerance = {cfg.train.best_tolerance} of the highest score"
+            if cfg.train.best_tolerance else ""),
         "training": {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
                      "precision": next(iter(training["runs"].values()), {}).get("precision"),
                      "from_cache": training.get("from_cache", False), "key": training.get("key"),

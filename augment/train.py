@@ -148,7 +148,7 @@ def pick_best(best: dict, step: int, score: float, tolerance: float) -> dict:
         return {"step": step, "score": score, "peak": score}
     before = best.get("peak", best["score"])
     peak = max(before, score)
-    if (score >= peak - tolerance) if tolerance > 0 else (score > before):
+    if score > before or (tolerance > 0 and score >= peak - tolerance):  # a new high, or close enough to it
         return {"step": step, "score": score, "peak": peak}
     return {**best, "peak": peak}
 

@@ -89,7 +89,8 @@ def main() -> None:
         rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
         seeds = sorted(int(s) for s in rows["seed"].unique())
         print(f"# MNIST-LT rows from {', '.join(str(f) for f in args.from_csv)}: seeds {seeds}")
-        report(rows, tuple(c for c in classifiers if c in set(rows["classifier"])))
+        present = set(rows["classifier"])
+        report(rows, tuple(c for c in classifiers if c in present))
         return
     v = package_versions()
     sets = [*GAN, *args.sets]

@@ -3,7 +3,9 @@
 Plain functions and classes; orchestration (Prefect) lives in the separate `flows` package.
 """
 
-__version__ = "0.2.0"
+from augment.version import __version__
+
+__all__ = ["GANOverSampler", "__version__"]
 
 
 def __getattr__(name: str):

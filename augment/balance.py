@@ -9,7 +9,8 @@ the labels returning such a table. Also 'target:N' (every class up to N) and 'ra
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,3 +101,8 @@ def _targets_from_table(table: Mapping, counts: list[int], names: list[str]) -> 
                               f"has {have}; over-sampling cannot remove images. Ask for at least {have}.")
         out[name] = int(want)
     return out
+
+
+def planned_by_index(plan: dict[str, int], class_names: list[str]) -> dict[int, int]:
+    """The plan keyed by class index, for the classes that get synthetic images."""
+    return {class_names.index(n): k for n, k in plan.items() if k > 0}

@@ -15,9 +15,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-from augment import __version__
 from augment.config import Config
 from augment.fsutil import link_or_copy_tree
+from augment.version import __version__
 
 # Settings that change how training runs, not what it produces.
 NOT_IN_KEY = {"device", "threads", "log_every", "keep_checkpoints", "compile"}

@@ -1,52 +1,19 @@
-"""Checkpoints: written to a temp file, fsynced and renamed; read with `weights_only=True`; never pickled modules."""
+"""Checkpoints: written atomically (augment.atomic); read with `weights_only=True`; never pickled modules."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
-from augment.errors import as_output_error
+from augment.atomic import write_bytes
 
 CKPT_RE = re.compile(r"^ckpt-(\d{7})\.pt$")
 BEST = "best.pt"
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call write(fileobj) on a temp file beside `path`, fsync it, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise as_output_error(exc, path) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -54,7 +21,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     # rather than as torch's RuntimeError from inside its zip writer.
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, lambda fh: fh.write(buf.getbuffer()))
+    write_bytes(path, buf.getbuffer())
 
 
 def load_checkpoint(path: Path | BinaryIO, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -88,11 +55,6 @@ def prune(ckpt_dir: Path, keep: int) -> None:
     """Delete all but the newest `keep` step checkpoints (best.pt is a separate file and stays)."""
     for _, path in list_checkpoints(ckpt_dir)[:-keep]:
         path.unlink(missing_ok=True)
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    with open(src, "rb") as source:
-        atomic_write_bytes(dst, lambda fh: shutil.copyfileobj(source, fh))
 
 
 def file_sha256(path: Path) -> str:

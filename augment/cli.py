@@ -108,7 +108,7 @@ def _demo(args, progress: _Progress) -> None:
     from augment.config import build_config
     from augment.data import digits_lt
     from augment.demo import downstream_section
-    from augment.pipeline import run_pipeline
+    from augment.pipeline import Stages, run_pipeline
 
     cfg = build_config(args.config, args.sets, base=DEMO_CONFIG)
     out = args.out or DEMO_OUT / time.strftime("demo-%Y%m%d-%H%M%S")
@@ -120,25 +120,25 @@ def _demo(args, progress: _Progress) -> None:
         result["downstream"], section = downstream_section(layout, test, cfg.seed)
         return [section]
 
-    summary = run_pipeline(train, cfg, out, on_progress=progress.step, on_stage=progress.stage,
-                           before_export=before_export)
+    stages = Stages(on_progress=progress.step, on_stage=progress.stage, before_export=before_export)
+    summary = run_pipeline(train, cfg, out, stages)
     progress.close()
     _print_summary(summary, started, result.get("downstream"))
 
 
 def _run(args, progress: _Progress) -> None:
     from augment.config import build_config
-    from augment.pipeline import run_pipeline
+    from augment.pipeline import Stages, run_pipeline
 
     cfg = build_config(args.config, args.sets)
     started = time.perf_counter()
-    summary = run_pipeline(args.data, cfg, args.out, on_progress=progress.step, on_stage=progress.stage)
+    summary = run_pipeline(args.data, cfg, args.out, Stages(on_progress=progress.step, on_stage=progress.stage))
     progress.close()
     _print_summary(summary, started)
 
 
 def _evaluate(args, progress: _Progress) -> None:
-    from augment.evaluate_run import evaluate_run
+    from augment.evaluate import evaluate_run
 
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     bad = [c for c in classifiers if c not in ("logreg", "cnn")]
@@ -158,7 +158,7 @@ def _evaluate(args, progress: _Progress) -> None:
 
 
 def _export(args, progress: _Progress) -> None:
-    from augment.export_formats import export_run
+    from augment.export import export_run
 
     r = export_run(args.run, args.to, args.format, args.synthetic_only, args.kept_only)
     print(f"Exported {r['rows']} images ({r['synthetic']} synthetic; classes {r['classes']}) as {r['format']} "

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import pandas as pd
-import torch
 
 from augment.data.labeled import LabeledImages
-from augment.evaluate import logreg_arms
-from augment.generate import Synthetic
-from augment.pipeline import RunLayout
+from augment.downstream import logreg_arms
+from augment.layout import RunLayout
 from augment.score.probe import pixels
+from augment.stages.score import kept_candidates
 
 
-def downstream_section(layout: RunLayout, test: LabeledImages, seed: int) -> tuple[pd.DataFrame, tuple[str, pd.DataFrame]]:
+def downstream_section(layout: RunLayout, test: LabeledImages,
+                       seed: int) -> tuple[pd.DataFrame, tuple[str, pd.DataFrame]]:
     """Compare arms on the held-out split using the run's work files (before they are exported)."""
     real = LabeledImages.load(layout.dataset)
-    if layout.candidates.exists():
-        cand = Synthetic.load(layout.candidates)
-        kept = torch.from_numpy(pd.read_parquet(layout.scores)["kept"].to_numpy(bool).copy())
-        x_syn, y_syn = pixels(cand.images[kept]), cand.labels[kept].numpy()
+    kept = kept_candidates(layout)
+    if kept is not None:
+        x_syn, y_syn = pixels(kept[0]), kept[1].numpy()
     else:
         x_syn, y_syn = pixels(real.images[:0]), real.labels.numpy()[:0]
     df = logreg_arms(pixels(real.images), real.labels.numpy(), x_syn, y_syn, pixels(test.images),

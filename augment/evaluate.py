@@ -1,155 +1,65 @@
-"""Downstream proof: does a classifier trained on the augmented data beat the classical fixes?
-
-Arms (DESIGN.md): the imbalanced real data; random oversampling; a class-weighted loss; SMOTE on
-pixels (imbalanced-learn); real + kept synthetic (augmented); synthetic only (the classification
-accuracy score); and, where the caller has it, the full balanced real data (the upper bound).
-Classifiers: logistic regression on pixels, and the SmallCNN with its fixed recipe.
-Metrics: balanced accuracy, macro-F1, tail recall (mean recall of the 3 classes with the fewest
-real training images), per-class recall.
-"""
+"""`augment evaluate --run DIR --test SPEC`: the downstream arms on a finished run's output, read back
+from its files, scored on a test set the user names. Writes evaluation.csv and evaluation.json into
+the run folder and adds the downstream table to its report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+from PIL import Image
 
-from augment.score import cnn
-from augment.score.probe import fit_pixel_logreg
-
-CLASSICAL = ("random oversampling", "class-weighted", "smote")
-ARM_ORDER = ("imbalanced", "random oversampling", "class-weighted", "smote", "augmented", "synthetic only",
-             "full balanced (upper bound)")
-
-
-@dataclass
-class Arm:
-    images: np.ndarray   # uint8 (N, C, H, W)
-    labels: np.ndarray
-    class_weighted: bool = False
+from augment.atomic import write_json, write_text
+from augment.config import ImageConfig
+from augment.data.readers import load_dataset
+from augment.downstream import build_arms, evaluate_arms, gap_closed, summarise, tail_classes
+from augment.errors import DatasetError, OutputError
+from augment.report import write_report
 
 
-def tail_classes(train_labels: np.ndarray, num_classes: int, n: int = 3) -> list[int]:
-    counts = np.bincount(train_labels, minlength=num_classes)
-    return sorted(np.argsort(counts, kind="stable")[:n].tolist())
+def _read(out: Path, paths: list[str], channels: int) -> np.ndarray:
+    arrays = [np.asarray(Image.open(out / p)) for p in paths]
+    x = np.stack(arrays) if arrays else np.zeros((0, 1, 1), np.uint8)
+    return x[:, None] if channels == 1 else x.transpose(0, 3, 1, 2)
 
 
-def downstream_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, tail: list[int]) -> dict:
-    recalls = recall_score(y_true, y_pred, labels=list(range(num_classes)), average=None, zero_division=0)
-    return {"balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "tail_recall": float(np.mean(recalls[tail])),
-            "per_class_recall": [round(float(r), 4) for r in recalls]}
-
-
-def random_oversample(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from imblearn.over_sampling import RandomOverSampler
-
-    flat, yy = RandomOverSampler(random_state=seed).fit_resample(x.reshape(len(x), -1), y)
-    return flat.reshape(-1, *x.shape[1:]), yy
-
-
-def smote(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from imblearn.over_sampling import SMOTE
-
-    k = int(min(5, np.bincount(y).min() - 1))
-    flat, yy = SMOTE(random_state=seed, k_neighbors=max(1, k)).fit_resample(x.reshape(len(x), -1).astype(np.float32), y)
-    return np.clip(np.rint(flat), 0, 255).astype(np.uint8).reshape(-1, *x.shape[1:]), yy
-
-
-def mixed_fill(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float,
-               seed: int) -> Arm:
-    """The augmented arm's class sizes, but each class takes at most `ratio` x its real count of
-    synthetic images and fills the rest of its gap by drawing its real images again."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [x], [y]
-    for c in np.unique(y_aug):
-        syn, real = np.flatnonzero(y_aug == c), np.flatnonzero(y == c)
-        n_syn = min(len(syn), int(round(ratio * len(real))))
-        again = rng.choice(real, len(syn) - n_syn, replace=True)
-        xs += [x_aug[syn[:n_syn]], x[again]]
-        ys += [y_aug[syn[:n_syn]], y[again]]
-    return Arm(np.concatenate(xs), np.concatenate(ys))
-
-
-def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,
-               y_aug: np.ndarray | None = None, x_syn: np.ndarray | None = None, y_syn: np.ndarray | None = None,
-               x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,
-               mix_ratios: tuple[float, ...] = ()) -> dict[str, Arm]:
-    """x_aug/y_aug: the synthetic images added to the real ones for the augmented arm; x_syn/y_syn:
-    the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra
-    arms that cap each class's synthetic images at ratio x its real ones (see mixed_fill)."""
-    arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
-            "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
-    if x_aug is not None and len(x_aug):
-        arms["augmented"] = Arm(np.concatenate([x, x_aug]), np.concatenate([y, y_aug]))
-        for r in mix_ratios:
-            arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
-    if x_syn is not None and len(np.unique(y_syn)) > 1:
-        arms["synthetic only"] = Arm(x_syn, y_syn)
-    if x_full is not None:
-        arms["full balanced (upper bound)"] = Arm(x_full, y_full)
-    return arms
-
-
-def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int, seed: int, *,
-                cnn_steps: int = 1000, cnn_width: int = 32, device: str | torch.device = "cpu") -> np.ndarray:
-    if classifier == "logreg":
-        flat = arm.images.reshape(len(arm.images), -1).astype(np.float32) / 255.0
-        clf = fit_pixel_logreg(flat, arm.labels, seed, balanced=arm.class_weighted)
-        return clf.predict(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
-    if classifier == "cnn":
-        model = cnn.train_cnn(torch.from_numpy(arm.images), torch.from_numpy(arm.labels.astype(np.int64)),
-                              num_classes, steps=cnn_steps, seed=seed, width=cnn_width, device=device,
-                              balanced=False, class_weighted=arm.class_weighted)
-        return cnn.predict(model, torch.from_numpy(x_test), device)[0].argmax(1)
-    raise ValueError(f"unknown downstream classifier {classifier!r}; use 'logreg' or 'cnn'")
-
-
-def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, num_classes: int, tail: list[int],
-                  classifiers: tuple[str, ...] = ("logreg", "cnn"), seed: int = 0, **cnn_kw) -> pd.DataFrame:
-    rows = []
-    for classifier in classifiers:
-        for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
-            pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
-            rows.append({"classifier": classifier, "arm": name, "train_images": len(arms[name].labels), "seed": seed,
-                         **downstream_metrics(y_test, pred, num_classes, tail)})
-    return pd.DataFrame(rows)
-
-
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per classifier and arm, plus the share of the gap between the best
-    classical arm and the upper bound (or, without it, the improvement over the best classical arm)
-    that the augmented arm closes."""
-    metrics = ["balanced_accuracy", "macro_f1", "tail_recall"]
-    g = runs.groupby(["classifier", "arm"], sort=False)[metrics]
-    out = g.mean().add_suffix("_mean").join(g.std(ddof=0).add_suffix("_std")).reset_index()
-    return out
-
-
-def gap_closed(summary: pd.DataFrame, classifier: str, metric: str = "balanced_accuracy") -> dict:
-    rows = summary[summary["classifier"] == classifier].set_index("arm")[f"{metric}_mean"]
-    classical = {a: rows[a] for a in CLASSICAL if a in rows}
-    if "augmented" not in rows or not classical:
-        return {}
-    best_name = max(classical, key=classical.get)
-    result = {"best_classical": best_name, "best_classical_value": float(classical[best_name]),
-              "augmented": float(rows["augmented"]),
-              "augmented_minus_random_oversampling": float(rows["augmented"] - rows.get("random oversampling", np.nan))}
-    if "full balanced (upper bound)" in rows:
-        gap = rows["full balanced (upper bound)"] - classical[best_name]
-        result["upper_bound"] = float(rows["full balanced (upper bound)"])
-        result["gap_closed"] = float((rows["augmented"] - classical[best_name]) / gap) if gap > 0 else float("nan")
-    return result
-
-
-# Kept for the demo: logistic regression only, flattened [0, 1] pixels in.
-def logreg_arms(x_train: np.ndarray, y_train: np.ndarray, x_syn: np.ndarray, y_syn: np.ndarray,
-                x_test: np.ndarray, y_test: np.ndarray, num_classes: int, seed: int = 0) -> pd.DataFrame:
-    to_u8 = lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)  # noqa: E731
-    arms = build_arms(to_u8(x_train), y_train, seed, x_aug=to_u8(x_syn), y_aug=y_syn)
-    df = evaluate_arms(arms, to_u8(x_test), y_test, num_classes, tail_classes(y_train, num_classes), ("logreg",), seed)
-    return df.drop(columns=["classifier", "seed", "per_class_recall"])
+def evaluate_run(run: str | Path, test_spec: str, classifiers: tuple[str, ...] = ("logreg", "cnn"),
+                 seeds: int = 1, cnn_steps: int = 1000, cnn_width: int = 32) -> tuple[pd.DataFrame, dict]:
+    run = Path(run)
+    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
+        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
+    meta = json.loads((run / "dataset.json").read_text())
+    names, size, channels = meta["class_names"], meta["image"]["size"], meta["image"]["channels"]
+    m = pd.read_parquet(run / "manifest.parquet")
+    real = m[~m["is_synthetic"]]
+    syn = m[m["is_synthetic"] & m["kept"]]
+    x, y = _read(run, real["path"].tolist(), channels), real["label"].to_numpy(np.int64)
+    xs, ys = _read(run, syn["path"].tolist(), channels), syn["label"].to_numpy(np.int64)
+    test = load_dataset(test_spec, ImageConfig(size=size, channels=channels))
+    missing = sorted(set(test.class_names) - set(names))
+    if missing:
+        raise DatasetError(f"Test set '{test_spec}' has classes {missing} that the run does not know; its classes "
+                           f"are {names}.")
+    remap = np.array([names.index(n) for n in test.class_names])
+    y_test = remap[test.labels.numpy()]
+    runs = []
+    for seed in range(seeds):
+        arms = build_arms(x, y, seed, x_aug=xs, y_aug=ys, x_syn=xs, y_syn=ys)
+        runs.append(evaluate_arms(arms, test.images.numpy(), y_test, len(names), tail_classes(y, len(names)),
+                                  classifiers, seed, cnn_steps=cnn_steps, cnn_width=cnn_width))
+    all_runs = pd.concat(runs, ignore_index=True)
+    summary = summarise(all_runs)
+    gaps = {c: gap_closed(summary, c) for c in classifiers}
+    result = {"test": test_spec, "seeds": seeds, "classifiers": list(classifiers), "cnn_steps": cnn_steps,
+              "cnn_width": cnn_width, "tail_classes": [names[c] for c in tail_classes(y, len(names))],
+              "summary": summary.to_dict(orient="records"), "gap": gaps,
+              "runs": all_runs.to_dict(orient="records")}
+    write_json(run / "evaluation.json", result)
+    write_text(run / "evaluation.csv", summary.to_csv(index=False))
+    quality = pd.read_csv(run / "quality.csv") if (run / "quality.csv").exists() else None
+    shown = summary[["classifier", "arm", "balanced_accuracy_mean", "balanced_accuracy_std", "macro_f1_mean",
+                     "tail_recall_mean"]]
+    write_report(run, meta, m, quality, [(f"Downstream evaluation on {test_spec} ({seeds} seed(s))", shown)])
+    return summary, gaps

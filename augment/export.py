@@ -1,159 +1,123 @@
-"""Write the output dataset atomically: everything goes into a hidden temp folder beside the target,
-which is renamed into place only when complete. A failure at any point leaves no output folder
-(and an existing one untouched)."""
+"""`augment export`: a chosen subset of a finished run in a chosen format, written atomically.
+
+Formats: 'imagefolder' (TO/<class>/<file>.png plus manifest.csv), 'npz' (TO, one file: uint8 `x`,
+`y`, `class_names` of the classes present in the subset, `run_label` (the run's class index), and
+every manifest column as an array of the same name), 'csv' (TO/labels.csv
+with `path,label` plus every manifest column, and the images under TO/images/). Each of them reads
+back with augment's own readers. The manifest's provenance columns travel with every row.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
-from augment.data.labeled import LabeledImages
-from augment.data.names import class_dirs
-from augment.errors import OutputError, as_output_error
-from augment.fsutil import link_or_copy_tree, pid_alive
-from augment.generate import Synthetic
+from augment.atomic import fsync_dir, fsync_file, fsync_tree, temp_name
+from augment.errors import ConfigError, OutputError
 
-SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
-MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
-                    "latent_index", "round", *SCORE_COLUMNS]
+FORMATS = ("imagefolder", "npz", "csv")
 
 
-def synthetic_id(label: int, seed: int, latent_index: int) -> str:
-    return f"syn-c{label}-s{seed}-{latent_index:06d}"
+def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.DataFrame]:
+    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
+        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
+    meta = json.loads((run / "dataset.json").read_text())
+    m = pd.read_parquet(run / "manifest.parquet")
+    if kept_only:
+        m = m[m["kept"]]
+    if synthetic_only:
+        m = m[m["is_synthetic"]]
+    if m.empty:
+        raise OutputError(f"Nothing to export from '{run}' with synthetic_only={synthetic_only}, "
+                          f"kept_only={kept_only}.")
+    return meta, m.reset_index(drop=True)
 
 
-def check_output_target(out: Path, overwrite: bool) -> None:
-    """Refuse before any work if `out` cannot be (re)placed as asked."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out '{out}' exists and is not a folder. Choose another path.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"--out '{out}' exists and is not empty. Choose another path, or pass "
-                          "--set out.overwrite=true to replace it once the new dataset is complete.")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"Cannot write in '{parent.resolve()}' (permission denied). Choose a writable --out.")
-
-
-def clean_stale_temps(out: Path) -> list[str]:
-    """Remove temp folders left by killed exports of this target (their owning process is gone)."""
-    removed = []
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        return removed
-    prefix = f".{out.name}.tmp-"
-    for p in parent.iterdir():
-        if p.name.startswith(prefix):
-            try:
-                pid = int(p.name[len(prefix):].split("-")[0])
-            except ValueError:
-                continue
-            if not pid_alive(pid) or pid == os.getpid():
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(str(p))
-    return removed
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG")
-
-
-def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, dirs: list[str],
-                   generator: Callable[[int], str]) -> pd.DataFrame:
-    """One row per image: real rows first in dataset order, then synthetic candidates (kept or not).
-
-    The extra column `_pixel` indexes cat([real.images, synth.images]); the writer drops it."""
-    n = len(real)
-    labels = real.labels.numpy()
-    real_rows = pd.DataFrame({
-        "path": [f"images/{dirs[c]}/{sid}.png" for c, sid in zip(labels, real.sample_ids)],
-        "label": labels, "class_name": [real.class_names[c] for c in labels], "split": "train",
-        "is_synthetic": False, "source_id": real.sample_ids, "generator": "", "seed": pd.array([pd.NA] * n, "Int64"),
-        "latent_index": pd.array([pd.NA] * n, "Int64"), "round": pd.array([pd.NA] * n, "Int64"),
-        "aux_prob": np.nan, "ext_prob": np.nan, "ext_pred": pd.array([pd.NA] * n, "Int64"), "realism": np.nan,
-        "nn_distance": np.nan, "kept": True, "reject_reason": "", "_pixel": np.arange(n)})
-    ys, li = synth.labels.numpy(), synth.latent_index.numpy()
-    kept = scores["kept"].to_numpy(bool)
-    syn_rows = pd.DataFrame({
-        "path": [f"{'images' if k else 'rejected'}/{dirs[c]}/{synthetic_id(c, synth.seed, i)}.png"
-                 for c, i, k in zip(ys, li, kept)],
-        "label": ys, "class_name": [real.class_names[c] for c in ys], "split": "train", "is_synthetic": True,
-        "source_id": "", "generator": [generator(c) for c in ys], "seed": pd.array([synth.seed] * len(ys), "Int64"),
-        "latent_index": pd.array(li, "Int64"), "round": pd.array(synth.rounds.numpy(), "Int64"),
-        "aux_prob": scores["aux_prob"].to_numpy(float), "ext_prob": scores["ext_prob"].to_numpy(float),
-        "ext_pred": pd.array(scores["ext_pred"].to_numpy(), "Int64"), "realism": scores["realism"].to_numpy(float),
-        "nn_distance": scores["nn_distance"].to_numpy(float), "kept": kept,
-        "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "_pixel": n + np.arange(len(ys))})
-    syn_rows = syn_rows.sort_values(["label", "latent_index"], kind="stable")
-    return pd.concat([real_rows, syn_rows], ignore_index=True)[MANIFEST_COLUMNS + ["_pixel"]]
-
-
-def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, meta: dict,
-                  *, generator: Callable[[int], str], train_dir: Path | None = None, overwrite: bool = False,
-                  extras: Callable[[Path, pd.DataFrame], None] | None = None, workers: int | None = None) -> pd.DataFrame:
-    """Write images, manifest.{parquet,csv}, dataset.json, train/ and whatever `extras` adds (the report),
-    then rename into place. `generator(label)` names the model that made a class's synthetic images.
-    Returns the manifest."""
-    out = Path(out)
-    check_output_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def export_run(run: str | Path, to: str | Path, fmt: str, synthetic_only: bool = False,
+               kept_only: bool = False) -> dict:
+    run, to = Path(run), Path(to)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {list(FORMATS)}. Got {fmt!r} instead.")
+    if to.exists():
+        raise OutputError(f"--to '{to}' exists. Choose a new path; export never replaces what is there.")
+    meta, rows = _rows(run, synthetic_only, kept_only)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(to)
     try:
-        tmp.mkdir()
-        dirs = class_dirs(real.class_names)
-        manifest = build_manifest(real, synth, scores, dirs, generator)
-        if manifest["path"].duplicated().any():
-            dup = manifest.loc[manifest["path"].duplicated(), "path"].iloc[0]
-            raise OutputError(f"Two images would be written to '{dup}'; sample ids must be unique.")
-        for top in ("images", "rejected"):
-            for d in set(dirs):
-                (tmp / top / d).mkdir(parents=True, exist_ok=True)
-        pixels = torch.cat([real.images, synth.images]).numpy()
-        jobs = list(zip(manifest["path"].tolist(), manifest.pop("_pixel").tolist()))
-        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda job: _write_png(tmp / job[0], pixels[job[1]]), jobs))
-        manifest.to_parquet(tmp / "manifest.parquet", index=False)
-        manifest.to_csv(tmp / "manifest.csv", index=False)
-        if train_dir is not None and Path(train_dir).is_dir():
-            link_or_copy_tree(Path(train_dir), tmp / "train")
-        meta = {**meta, "class_dirs": dict(zip(real.class_names, dirs))}
-        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str))
-        if extras is not None:
-            extras(tmp, manifest)
-        _swap_into_place(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise as_output_error(exc, out) from exc
+        {"imagefolder": _imagefolder, "npz": _npz, "csv": _csv}[fmt](run, tmp, meta, rows)
+        if tmp.is_dir():
+            fsync_tree(tmp)
+        else:
+            fsync_file(tmp)
+        os.rename(tmp, to)
+        fsync_dir(to.parent)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
-    return manifest
+    return {"to": str(to), "format": fmt, "rows": len(rows), "synthetic": int(rows["is_synthetic"].sum()),
+            "classes": sorted(rows["class_name"].unique().tolist())}
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename tmp to out; an existing out is moved aside first and deleted only after the rename."""
-    if out.exists() and any(out.iterdir()):
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
+def _with_source(rows: pd.DataFrame, run: Path, new_paths: list[str]) -> pd.DataFrame:
+    out = rows.copy()
+    out.insert(0, "run_path", [str(run / p) for p in rows["path"]])
+    out["path"] = new_paths
+    return out
+
+
+def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str) -> list[str]:
+    paths = []
+    for p in rows["path"]:
+        rel = Path(p)
+        dest = Path(prefix) / rel.parent.name / rel.name  # <prefix>/<class dir>/<file>
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / p, root / dest)
+        paths.append(dest.as_posix())
+    return paths
+
+
+def _imagefolder(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    tmp.mkdir()
+    new = _copy_images(run, tmp, rows, ".")
+    _with_source(rows, run, new).to_csv(tmp / "manifest.csv", index=False)
+
+
+def _csv(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    tmp.mkdir()
+    new = _copy_images(run, tmp, rows, "images")
+    table = _with_source(rows, run, new)
+    table.insert(1, "label_index", table.pop("label"))
+    table.insert(1, "label", table["class_name"])
+    table.to_csv(tmp / "labels.csv", index=False)
+
+
+def _npz(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    x = np.stack([np.asarray(Image.open(run / p)) for p in rows["path"]])
+    # Only the classes present in this subset (synthetic-only exports lack the majority class), so
+    # that every class in the file has images; `label` keeps the run's original class index.
+    present = sorted(rows["label"].unique().tolist())
+    remap = {old: new for new, old in enumerate(present)}
+    arrays = {"x": x, "y": rows["label"].map(remap).to_numpy(np.int64),
+              "class_names": np.array([meta["class_names"][i] for i in present], dtype=str),
+              "run_label": rows["label"].to_numpy(np.int64)}
+    for col in rows.columns:
+        if col in ("label",):
+            continue
+        values = rows[col]
+        if values.dtype == bool or str(values.dtype) == "boolean":
+            arrays[col] = values.fillna(False).to_numpy(bool)
+        elif pd.api.types.is_numeric_dtype(values):
+            arrays[col] = values.astype("float64").to_numpy(na_value=np.nan)
+        else:
+            arrays[col] = values.fillna("").astype(str).to_numpy(dtype=str)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)

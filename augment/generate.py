@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from augment.atomic import write_atomic
 from augment.checkpoint import generating_weights, load_checkpoint
 from augment.config import config_from_dict
 from augment.grids import to_uint8
@@ -41,25 +42,22 @@ class Synthetic:
         return int(self.labels.shape[0])
 
     @classmethod
-    def empty(cls, channels: int, size: int, seed: int) -> "Synthetic":
+    def empty(cls, channels: int, size: int, seed: int) -> Synthetic:
         z = torch.zeros(0, dtype=torch.int64)
         return cls(torch.zeros(0, channels, size, size, dtype=torch.uint8), z, z.clone(), z.clone(), seed)
 
-    def concat(self, other: "Synthetic") -> "Synthetic":
+    def concat(self, other: Synthetic) -> Synthetic:
         return Synthetic(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]),
                          torch.cat([self.latent_index, other.latent_index]), torch.cat([self.rounds, other.rounds]),
                          self.seed)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, x=self.images.numpy(), y=self.labels.numpy(), latent_index=self.latent_index.numpy(),
-                     rounds=self.rounds.numpy(), seed=np.array(self.seed))
-        tmp.replace(path)
+        write_atomic(path, lambda fh: np.savez(
+            fh, x=self.images.numpy(), y=self.labels.numpy(), latent_index=self.latent_index.numpy(),
+            rounds=self.rounds.numpy(), seed=np.array(self.seed)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Synthetic":
+    def load(cls, path: str | Path) -> Synthetic:
         with np.load(path, allow_pickle=False) as z:
             return cls(torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"]), torch.from_numpy(z["latent_index"]),
                        torch.from_numpy(z["rounds"]), int(z["seed"]))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from augment.checkpoint import atomic_write_bytes
+from augment.atomic import write_bytes
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ def save_grid(images: torch.Tensor, ncol: int, path: Path) -> None:
     buf = io.BytesIO()
     grid_image(images, ncol).save(buf, format="PNG")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
+    write_bytes(path, buf.getvalue())
 
 
 def save_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> bool:
@@ -51,5 +51,5 @@ def save_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> bool:
     durations = [ms_per_frame] * (len(images) - 1) + [ms_per_frame * 5]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
-    atomic_write_bytes(Path(path), lambda fh: fh.write(buf.getvalue()))
+    write_bytes(path, buf.getvalue())
     return True

@@ -11,9 +11,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from augment.errors import AugmentError
 from augment.fsutil import pid_alive

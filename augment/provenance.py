@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 
 PACKAGES = ("augment", "torch", "torchvision", "numpy", "pillow", "scikit-learn", "pandas", "pyarrow",
@@ -22,4 +22,4 @@ def package_versions() -> dict[str, str | None]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import shutil
 from pathlib import Path
@@ -22,8 +23,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from augment.atomic import write_bytes, write_text  # noqa: E402
+
 Block = tuple  # ("h1" | "h2" | "p" | "warn", text) | ("table", DataFrame) | ("img", relpath, alt)
 MAX_CLASSES_SHOWN = 20
+
+
+def _save_figure(fig, path: Path, **savefig) -> None:
+    """A figure as PNG, written atomically (a report is also rewritten inside a finished run)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    write_bytes(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------- tables
@@ -73,7 +83,7 @@ def plot_class_balance(meta: dict, path: Path) -> None:
     ax.tick_params(axis="x", labelrotation=90 if len(names) > 12 else 0)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -105,7 +115,7 @@ def plot_training_curves(stats_path: Path, path: Path) -> bool:
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path, dpi=100)
     plt.close(fig)
     return True
 
@@ -125,7 +135,8 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
     classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
     if not classes:
         return False
-    fig, axes = plt.subplots(len(classes), 2 * per_side + 1, figsize=(0.6 * (2 * per_side + 1) + 1.5, 0.65 * len(classes) + 0.6),
+    fig, axes = plt.subplots(len(classes), 2 * per_side + 1,
+                             figsize=(0.6 * (2 * per_side + 1) + 1.5, 0.65 * len(classes) + 0.6),
                              squeeze=False)
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
@@ -142,7 +153,7 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
         axes[r, 0].text(-0.4, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
     axes[0, per_side // 2].set_title("kept", fontsize=9, pad=8)
     axes[0, per_side + 1 + per_side // 2].set_title("rejected", fontsize=9, pad=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True
 
@@ -173,7 +184,7 @@ def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: fl
         axes[r, 0].set_ylabel(name, fontsize=8)
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path, dpi=100)
     plt.close(fig)
     return True
 
@@ -285,8 +296,8 @@ def write_report(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
                  extra: list[tuple[str, pd.DataFrame]] | None = None) -> list[Block]:
     """report.md (+ figures/) and a self-contained report.html inside the output folder `out`."""
     blocks = build_blocks(Path(out), meta, manifest, quality, extra)
-    (Path(out) / "report.md").write_text(to_markdown(blocks))
-    (Path(out) / "report.html").write_text(to_html(blocks, Path(out)))
+    write_text(Path(out) / "report.md", to_markdown(blocks))
+    write_text(Path(out) / "report.html", to_html(blocks, Path(out)))
     if quality is not None:
-        quality.to_csv(Path(out) / "quality.csv", index=False)
+        write_text(Path(out) / "quality.csv", quality.to_csv(index=False))
     return blocks

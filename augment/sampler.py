@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 
 from augment.config import build_config
 from augment.data.labeled import LabeledImages
 from augment.errors import ConfigError
-from augment.generate import Synthetic
-from augment.pipeline import RunLayout, stage_generate, stage_load, stage_plan, stage_score, stage_train
+from augment.layout import RunLayout
+from augment.pipeline import run_stages
+from augment.stages import stage_load
+from augment.stages.score import kept_candidates
 
 
 class GANOverSampler(BaseEstimator):
@@ -68,16 +69,10 @@ class GANOverSampler(BaseEstimator):
         with tempfile.TemporaryDirectory() as tmp:
             layout = RunLayout.for_output(Path(tmp) / "out")
             stage_load(data, cfg, layout)
-            stage_train(cfg, layout)
-            syn_x, syn_y = np.zeros((0, *images.shape[1:]), np.uint8), np.zeros(0, np.int64)
-            if any(stage_plan(cfg, layout).values()):
-                for r in range(cfg.select.max_rounds):
-                    stage_generate(cfg, layout, r)
-                    if not stage_score(cfg, layout)["shortfall"]:
-                        break
-                cand = Synthetic.load(layout.candidates)
-                kept = torch.from_numpy(pd.read_parquet(layout.scores)["kept"].to_numpy(bool).copy())
-                syn_x, syn_y = cand.images[kept].numpy(), cand.labels[kept].numpy()
+            run_stages(cfg, layout, export=False)
+            kept = kept_candidates(layout)
+        syn_x, syn_y = (kept[0].numpy(), kept[1].numpy()) if kept is not None else \
+            (np.zeros((0, *images.shape[1:]), np.uint8), np.zeros(0, np.int64))
         self.n_synthetic_ = {str(classes[c]): int((syn_y == c).sum()) for c in range(len(classes))}
         x_out = np.concatenate([X, self._from_images(syn_x, X, scale)])
         return x_out, np.concatenate([y, classes[syn_y]])
@@ -101,8 +96,8 @@ class GANOverSampler(BaseEstimator):
         return np.ascontiguousarray(x8), scale
 
     def _from_images(self, images: np.ndarray, like: np.ndarray, scale: float) -> np.ndarray:
-        x = images[:, 0] if images.shape[1] == 1 and (like.ndim == 3 or (like.ndim == 2 and len(self.image_shape) == 2)) \
-            else images.transpose(0, 2, 3, 1)
+        gray_2d = like.ndim == 3 or (like.ndim == 2 and len(self.image_shape) == 2)
+        x = images[:, 0] if images.shape[1] == 1 and gray_2d else images.transpose(0, 2, 3, 1)
         x = x.astype(np.float64) * (scale / 255.0)
         x = x.reshape(len(x), -1) if like.ndim == 2 else x
         return np.rint(x).astype(like.dtype) if np.issubdtype(like.dtype, np.integer) else x.astype(like.dtype)

@@ -11,22 +11,26 @@ exactly the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from augment import checkpoint as ckpt
+from augment.atomic import copy_file, write_text
 from augment.config import Config, TrainConfig
-from augment.cpu_memory import keep_freed_memory
+from augment.data.batches import BatchSampler
 from augment.data.labeled import LabeledImages
+from augment.device import prepare_device
+from augment.diffaugment import diff_augment, parse_policy
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
-from augment.diffaugment import diff_augment, parse_policy
 from augment.losses import LOSSES, gradient_penalty
 from augment.models import DataShape, StepContext, get_variant
 from augment.models.backbone import model_config_for
@@ -62,23 +66,6 @@ class TrainResult:
     precision: str = "fp32"  # the arithmetic train.precision resolved to on this device
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device is 'cuda' but no CUDA device is available here. Use 'auto' or 'cpu'.")
-    return torch.device(name)
-
-
-def compute_device(tc: TrainConfig) -> torch.device:
-    """The device train.device names, ready to compute on: on the CPU, freed memory stays in the process
-    (train.keep_cpu_memory), so training, generation and scoring steps do not fault their pages in again."""
-    device = resolve_device(tc.device)
-    if device.type == "cpu" and tc.keep_cpu_memory:
-        keep_freed_memory()
-    return device
-
-
 def data_shape(data: LabeledImages) -> DataShape:
     return DataShape(channels=data.channels, size=data.size, num_classes=data.num_classes)
 
@@ -88,25 +75,6 @@ def build_networks(cfg: Config, shape: DataShape, saved: dict | None = None) -> 
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
     model = cfg.model if saved is None else model_config_for(cfg.model, saved["discriminator"])
     return get_variant(cfg.model.variant).build(model, shape)
-
-
-class BatchSampler:
-    """Indices of real batches drawn on the device: uniformly over images, or over classes first."""
-
-    def __init__(self, labels: torch.Tensor, num_classes: int, balanced: bool, gen: torch.Generator):
-        self.labels, self.k, self.balanced, self.gen = labels, num_classes, balanced, gen
-        self.order = torch.argsort(labels, stable=True)
-        self.counts = torch.bincount(labels, minlength=num_classes)
-        self.starts = torch.cumsum(self.counts, 0) - self.counts
-
-    def __call__(self, batch: int) -> torch.Tensor:
-        dev = self.labels.device
-        if not self.balanced:
-            return torch.randint(len(self.labels), (batch,), generator=self.gen, device=dev)
-        c = torch.randint(self.k, (batch,), generator=self.gen, device=dev)
-        u = torch.rand(batch, generator=self.gen, device=dev)
-        pos = (u * self.counts[c]).long().clamp_max_(self.counts[c] - 1)
-        return self.order[self.starts[c] + pos]
 
 
 def training_signature(cfg: Config) -> dict[str, Any]:
@@ -167,6 +135,103 @@ def class_spread(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Te
     return (sq[ok] / counts[ok]).sqrt().mean() if ok.any() else torch.ones((), device=x.device)
 
 
+@dataclass
+class TrainState:
+    """Everything a checkpoint saves and a rollback restores: networks, optimisers, random generators,
+    the step, the best checkpoint so far (`pick_best`'s dict) and how many rollbacks happened."""
+
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data_gen: torch.Generator
+    noise_gen: torch.Generator
+    step: int = 0
+    best: dict = field(default_factory=lambda: {"step": 0, "score": None})
+    rollbacks: int = 0
+
+    @property
+    def generating(self) -> nn.Module:
+        """The generator samples come from: the EMA one where training keeps it."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def capture(self, header: dict) -> dict:
+        """The checkpoint dict: `header` (format, config, fingerprint, shape, class names) plus the state."""
+        return {
+            **header, "step": self.step,
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "generator_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": {"data": self.data_gen.get_state(), "noise": self.noise_gen.get_state(),
+                    "torch": torch.get_rng_state()},
+            "best": self.best, "health": {"rollbacks": self.rollbacks}}
+
+    def restore(self, saved: dict) -> None:
+        self.G.load_state_dict(saved["generator"])
+        self.D.load_state_dict(saved["discriminator"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(saved["generator_ema"])
+        self.opt_g.load_state_dict(saved["opt_g"])
+        self.opt_d.load_state_dict(saved["opt_d"])
+        self.data_gen.set_state(saved["rng"]["data"].cpu())
+        self.noise_gen.set_state(saved["rng"]["noise"].cpu())
+        torch.set_rng_state(saved["rng"]["torch"].cpu())
+        self.step = int(saved["step"])
+        self.best = dict(saved["best"])
+        self.rollbacks = int(saved.get("health", {}).get("rollbacks", 0))
+
+
+@dataclass
+class StepParts:
+    """What every step uses and no step changes: the variant's losses, the real data on the device and
+    its sampler, augmentation, autocast, and the (possibly compiled) networks the step calls."""
+
+    variant: Any
+    ctx: StepContext
+    images: torch.Tensor  # uint8 on the training device
+    labels: torch.Tensor
+    sampler: BatchSampler
+    augment: Callable[[torch.Tensor], torch.Tensor]
+    amp: Any
+    G_step: nn.Module
+    D_step: nn.Module
+    batch: int
+    latent: int
+    n_critic: int
+    gp_weight: float
+
+
+@dataclass
+class StepResult:
+    """The tensors a step leaves for the health check and the stats (no host sync yet)."""
+
+    real: torch.Tensor
+    y_real: torch.Tensor
+    fake: torch.Tensor
+    y_fake: torch.Tensor
+    stats: dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainFiles:
+    """Where a training run writes: checkpoints/, samples/ and stats.jsonl under its folder."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.jsonl"
+
+
 def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress: ProgressFn | None = None,
           quality: QualityFn | None = None, stop_after: int | None = None) -> TrainResult:
     """Train (or resume) the configured GAN on `data`, writing everything under `run_dir`.
@@ -179,221 +244,247 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     last checkpoint with the learning rates scaled by `train.rollback_lr_factor`, at most
     `train.max_rollbacks` times, then stops with TrainingDiverged.
     """
-    tc: TrainConfig = cfg.train
-    run_dir = Path(run_dir)
-    ckpt_dir, grid_dir = run_dir / "checkpoints", run_dir / "samples"
-    stats_path = run_dir / "stats.jsonl"
-    device = compute_device(tc)
+    tc, files = cfg.train, TrainFiles(Path(run_dir))
+    device = prepare_device(tc)
     precision = resolve_precision(device, tc.precision)  # 'bf16' or 'fp32', and a clear error before any I/O
-    amp = autocast_for(device, precision)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    cuda = device.type == "cuda"
-    variant = get_variant(cfg.model.variant)
-    adv = LOSSES[cfg.model.loss]
-    shape = data_shape(data)
-
     # the newest checkpoint is read first, so that a resumed run rebuilds the networks it started with
-    state, problems = ckpt.latest_loadable(ckpt_dir, map_location=device)
-    G, D = build_networks(cfg, shape, state)
-    # channels-last on both devices: +8-15% training images/s on this CPU (mkldnn), and the layout
-    # tensor cores want on CUDA
+    saved, problems = ckpt.latest_loadable(files.checkpoints, map_location=device)
+    st = new_state(cfg, data, device, saved)
+    parts = step_parts(cfg, data, st, device, precision)
+    header = {"format": FORMAT, "variant": cfg.model.variant, "config": cfg.to_dict(), "fingerprint": data.fingerprint,
+              "shape": asdict(data_shape(data)), "class_names": list(data.class_names)}
+    files.checkpoints.mkdir(parents=True, exist_ok=True)  # only now: a config error above leaves nothing on disk
+    if saved is not None:
+        _check_resumable(saved, cfg, data)
+        st.restore(saved)
+    start = st.step
+    # the state to roll back to before the first checkpoint exists (kept in memory, never written)
+    anchor = copy.deepcopy(st.capture(header)) if saved is None else None
+    _truncate_stats(files.stats, start)
+    log = StatsLog(files.stats, device)
+    end = tc.steps if stop_after is None else min(tc.steps, stop_after)
+    last_path = ckpt.checkpoint_path(files.checkpoints, start) if saved is not None else None
+    mark_step = torch.compiler.cudagraph_mark_step_begin if tc.compile == "reduce-overhead" else (lambda: None)
+    st.G.train()
+    st.D.train()
+    t0 = time.perf_counter()
+    while st.step < end:
+        st.step += 1
+        mark_step()  # CUDA graphs (compile mode reduce-overhead) may reuse the last step's output memory
+        out = train_step(st, parts, tc.ema_decay if st.G_ema is not None else None)
+        log.add(out.stats)
+        if tc.max_seconds and time.perf_counter() - t0 > tc.max_seconds and st.step < end:
+            end = st.step  # out of time: log, checkpoint and stop here
+        checkpoint_due = st.step % tc.checkpoint_every == 0 or st.step == end
+        if st.step % tc.health_every == 0 or checkpoint_due:
+            problem = diagnose(st.step, log, out, tc, data.num_classes)
+            if problem is not None:
+                roll_back(st, problem, tc, files, anchor, device)
+                log.reset()
+                continue
+        row = log.write_row(st.step, parts.batch) if st.step % tc.log_every == 0 or st.step == end else None
+        if checkpoint_due:
+            last_path = save_snapshot(st, header, files, cfg, quality)
+            log.restart_clock()  # do not count checkpoint time as training time
+        if on_progress is not None:
+            on_progress(st.step, tc.steps, row)
+    if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
+        last_path = save_snapshot(st, header, files, cfg, quality)
+    return TrainResult(str(run_dir), max(start, end), int(st.best["step"]), st.best["score"],
+                       str(files.checkpoints / ckpt.BEST), str(last_path), round(time.perf_counter() - t0, 3), start,
+                       str(device), problems, st.rollbacks, parts.batch, precision)
+
+
+def new_state(cfg: Config, data: LabeledImages, device: torch.device, saved: dict | None) -> TrainState:
+    """Fresh networks (fitting `saved`'s weights when resuming), EMA copy, optimisers and generators,
+    channels-last on the device (+8-15% training images/s on a CPU with mkldnn; what tensor cores want)."""
+    tc = cfg.train
+    G, D = build_networks(cfg, data_shape(data), saved)
     G = G.to(device, memory_format=torch.channels_last)
     D = D.to(device, memory_format=torch.channels_last)
+    cuda = device.type == "cuda"
     if cuda:
         check_batch_fits(G, D, tc.batch_size, cfg.model.latent_dim, device)
         torch.backends.cudnn.benchmark = True  # shapes are fixed, so cuDNN's fastest kernels are found once
     G_ema = copy.deepcopy(G).requires_grad_(False) if tc.ema else None
-    opt_g, opt_d = make_optimizer(G, tc, cuda), make_optimizer(D, tc, cuda)
-    # torch.compile'd views for the step; checkpoints and EMA use the plain modules they wrap
-    G_step, D_step = (G, D)
+    return TrainState(G, D, G_ema, make_optimizer(G, tc, cuda), make_optimizer(D, tc, cuda),
+                      torch.Generator(device=device).manual_seed(cfg.seed * 2 + 1),
+                      torch.Generator(device=device).manual_seed(cfg.seed * 2 + 2))
+
+
+def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.device, precision: str) -> StepParts:
+    tc = cfg.train
+    adv = LOSSES[cfg.model.loss]
+    policy = parse_policy(tc.diffaugment)
+    images, labels = data.images.to(device), data.labels.to(device)  # uint8 on the device; batches cast there
+    G_step, D_step = st.G, st.D  # torch.compile'd views for the step; checkpoints and EMA use the plain modules
     if tc.compile:
         mode = tc.compile if isinstance(tc.compile, str) else None
-        G_step, D_step = torch.compile(G, mode=mode), torch.compile(D, mode=mode)
-    data_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 1)
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 2 + 2)
+        G_step, D_step = torch.compile(st.G, mode=mode), torch.compile(st.D, mode=mode)
+    return StepParts(
+        variant=get_variant(cfg.model.variant),
+        ctx=StepContext(adv=adv, gen=st.noise_gen, num_classes=data.num_classes,
+                        aux_fake_weight=cfg.model.aux_fake_weight),
+        images=images, labels=labels,
+        sampler=BatchSampler(labels, data.num_classes, tc.real_sampling == "balanced", st.data_gen),
+        augment=(lambda x: diff_augment(x, policy, st.noise_gen)) if policy else (lambda x: x),
+        amp=autocast_for(device, precision), G_step=G_step, D_step=D_step, batch=tc.batch_size,
+        latent=cfg.model.latent_dim, n_critic=tc.critic_steps if adv.needs_gp else 1, gp_weight=tc.gp_weight)
 
-    images = data.images.to(device)  # uint8 on the training device; batches are cast there
-    labels = data.labels.to(device)
-    sampler = BatchSampler(labels, shape.num_classes, tc.real_sampling == "balanced", data_gen)
-    best: dict = {"step": 0, "score": None}
-    health = {"rollbacks": 0}
 
-    def capture(step: int) -> dict:
-        return {
-            "format": FORMAT, "step": step, "variant": cfg.model.variant, "config": cfg.to_dict(),
-            "fingerprint": data.fingerprint, "shape": asdict(shape), "class_names": list(data.class_names),
-            "generator": G.state_dict(), "discriminator": D.state_dict(),
-            "generator_ema": G_ema.state_dict() if G_ema is not None else None,
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "rng": {"data": data_gen.get_state(), "noise": noise_gen.get_state(), "torch": torch.get_rng_state()},
-            "best": best, "health": dict(health)}
+def train_step(st: TrainState, p: StepParts, ema_decay: float | None) -> StepResult:
+    """One generator step: the discriminator's step(s), the generator's, then the EMA update."""
+    real, y_real, fake, y_fake, d_loss, d_stats = discriminator_step(st, p)
+    g_loss, g_stats = generator_step(st, p, fake, y_fake)
+    if ema_decay is not None:
+        # Warm-up: early on the average would be dominated by the random initial weights.
+        _ema_update(st.G_ema, st.G, min(ema_decay, (1 + st.step) / (10 + st.step)))
+    return StepResult(real, y_real, fake, y_fake, {"d_loss": d_loss, "g_loss": g_loss, **d_stats, **g_stats})
 
-    def restore(state: dict) -> int:
-        nonlocal best, health
-        G.load_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        if G_ema is not None:
-            G_ema.load_state_dict(state["generator_ema"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        data_gen.set_state(state["rng"]["data"].cpu())
-        noise_gen.set_state(state["rng"]["noise"].cpu())
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        best, health = dict(state["best"]), dict(state.get("health", {"rollbacks": 0}))
-        return int(state["step"])
 
-    ckpt_dir.mkdir(parents=True, exist_ok=True)  # only now: a config error above leaves nothing on disk
-    start = 0
-    if state is not None:
-        _check_resumable(state, cfg, data)
-        start = restore(state)
-    # the state to roll back to before the first checkpoint exists (kept in memory, never written)
-    anchor = copy.deepcopy(capture(start)) if state is None else None
-    _truncate_stats(stats_path, start)
+def discriminator_step(st: TrainState, p: StepParts):
+    """`n_critic` discriminator updates on fresh real and fake batches; the last fake keeps its graph
+    for the generator step."""
+    needs_gp = p.ctx.adv.needs_gp
+    for k in range(p.n_critic):
+        idx = p.sampler(p.batch)
+        real = p.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
+        y_real = p.labels[idx]
+        z = torch.randn(p.batch, p.latent, generator=st.noise_gen, device=real.device)
+        # Fake labels are uniform over classes; with a gradient penalty they pair with the real
+        # batch's (class-balanced) labels, so each interpolate has one label.
+        y_fake = y_real if needs_gp else torch.randint(p.ctx.num_classes, (p.batch,), generator=st.noise_gen,
+                                                       device=real.device)
+        with p.amp, torch.set_grad_enabled(k == p.n_critic - 1):  # only the last fake feeds the G step
+            fake = p.G_step(z, y_fake)
+        with p.amp:
+            real_in, fake_in = p.augment(real), p.augment(fake.detach())
+            d_loss, d_stats = p.variant.d_loss(p.D_step, real_in, y_real, fake_in, y_fake, p.ctx)
+            if needs_gp:
+                gp = gradient_penalty(functools.partial(_critic, p, y_real), real_in, fake_in, st.noise_gen)
+                d_loss = d_loss + p.gp_weight * gp
+                d_stats["gp"] = gp.detach()
+        st.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        st.opt_d.step()
+    return real, y_real, fake, y_fake, d_loss.detach(), d_stats
 
-    B, L, K = tc.batch_size, cfg.model.latent_dim, shape.num_classes
-    policy = parse_policy(tc.diffaugment)
-    aug = (lambda x: diff_augment(x, policy, noise_gen)) if policy else (lambda x: x)
-    ctx = StepContext(adv=adv, gen=noise_gen, num_classes=K, aux_fake_weight=cfg.model.aux_fake_weight)
-    n_critic = tc.critic_steps if adv.needs_gp else 1
-    end = tc.steps if stop_after is None else min(tc.steps, stop_after)
-    keys: list[str] | None = None
-    acc: torch.Tensor | None = None
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    n_acc, t_log, t0 = 0, time.perf_counter(), time.perf_counter()
-    last_path = ckpt.checkpoint_path(ckpt_dir, start) if state is not None else None
 
-    def snapshot(step: int) -> Path:
-        nonlocal best
-        gen_model = G_ema if G_ema is not None else G
-        report = None
-        if quality is not None:
-            report = quality(lambda n: sample_per_class(gen_model, K, n, L, cfg.seed + 7, device))
-            best = pick_best(best, step, float(report["score"]), tc.best_tolerance)
-        else:
-            best = {"step": step, "score": None}
-        x, _ = sample_per_class(gen_model, K, GRID_COLUMNS, L, cfg.seed + 1, device)
-        save_grid(x, GRID_COLUMNS, grid_dir / f"grid-{step:07d}.png")
-        path = ckpt.checkpoint_path(ckpt_dir, step)
-        ckpt.save_checkpoint(capture(step), path)
-        if best["step"] == step:
-            ckpt.copy_atomic(path, ckpt_dir / ckpt.BEST)
-        ckpt.prune(ckpt_dir, tc.keep_checkpoints)
-        if report is not None:
-            _append_stats(stats_path, {"step": step, **{f"quality_{k}": v for k, v in report.items()}})
-        return path
+def _critic(p: StepParts, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return p.variant.critic(p.D_step, x, y)
 
-    def diagnose(step: int, fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor,
-                 y_real: torch.Tensor) -> str | None:
-        if bool(nonfinite):  # the host sync of the health check
-            return "a NaN or infinite loss"
-        if step > 2 * tc.health_every:  # a freshly initialised generator is not collapsed, just untrained
-            ratio = float(class_spread(fake, y_fake, K) / class_spread(real, y_real, K).clamp_min(1e-8))
-            if ratio < tc.collapse_ratio:
-                return (f"generator collapse (samples of a class spread {ratio:.4f} x as much as real ones, "
-                        f"under train.collapse_ratio = {tc.collapse_ratio})")
-        return None
 
-    def roll_back(step: int, problem: str) -> int:
-        count = health["rollbacks"] + 1
-        if count > tc.max_rollbacks:
-            raise TrainingDiverged(f"Training diverged at step {step} ({problem}) again after {tc.max_rollbacks} "
-                                   f"rollback(s) with lower learning rates. Try a lower train.lr (it was "
-                                   f"{tc.lr}; the last try ran at {opt_g.param_groups[0]['lr']:.3g}), "
-                                   "model.spectral_norm = true or another model.loss.")
-        target, _ = ckpt.latest_loadable(ckpt_dir, map_location=device)
-        to = restore(target if target is not None else anchor)
-        health["rollbacks"] = count  # the restored state carries the older count
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] *= tc.rollback_lr_factor
-        _truncate_stats(stats_path, to)
-        _append_stats(stats_path, {"step": to, "event": "rollback", "detected_at": step, "reason": problem,
-                                   "lr": opt_g.param_groups[0]["lr"], "rollbacks": health["rollbacks"]})
-        return to
+def generator_step(st: TrainState, p: StepParts, fake: torch.Tensor, y_fake: torch.Tensor):
+    st.D.requires_grad_(False)
+    with p.amp:
+        g_loss, g_stats = p.variant.g_loss(p.D_step, p.augment(fake), y_fake, p.ctx)
+    st.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    st.opt_g.step()
+    st.D.requires_grad_(True)
+    return g_loss.detach(), g_stats
 
-    G.train()
-    D.train()
-    step = start
-    mark_step = torch.compiler.cudagraph_mark_step_begin if tc.compile == "reduce-overhead" else (lambda: None)
-    while step < end:
-        step += 1
-        mark_step()  # CUDA graphs (compile mode reduce-overhead) may reuse the last step's output memory
-        for k in range(n_critic):
-            idx = sampler(B)
-            real = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
-            y_real = labels[idx]
-            z = torch.randn(B, L, generator=noise_gen, device=device)
-            # Fake labels are uniform over classes; with a gradient penalty they pair with the real
-            # batch's (class-balanced) labels, so each interpolate has one label.
-            y_fake = y_real if adv.needs_gp else torch.randint(K, (B,), generator=noise_gen, device=device)
-            with amp, torch.set_grad_enabled(k == n_critic - 1):  # only the last fake feeds the G step
-                fake = G_step(z, y_fake)
-            with amp:
-                real_in, fake_in = aug(real), aug(fake.detach())
-                d_loss, d_stats = variant.d_loss(D_step, real_in, y_real, fake_in, y_fake, ctx)
-                if adv.needs_gp:
-                    gp = gradient_penalty(lambda x: variant.critic(D_step, x, y_real), real_in, fake_in, noise_gen)
-                    d_loss = d_loss + tc.gp_weight * gp
-                    d_stats["gp"] = gp.detach()
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
 
-        D.requires_grad_(False)
-        with amp:
-            g_loss, g_stats = variant.g_loss(D_step, aug(fake), y_fake, ctx)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
+class StatsLog:
+    """Step stats summed on the device (no host sync per step), written as one stats.jsonl row per
+    log interval; also remembers whether any loss was NaN or infinite for the health check."""
 
-        if G_ema is not None:
-            # Warm-up: early on the average would be dominated by the random initial weights.
-            _ema_update(G_ema, G, min(tc.ema_decay, (1 + step) / (10 + step)))
+    def __init__(self, path: Path, device: torch.device):
+        self.path = path
+        self.keys: list[str] | None = None
+        self.acc: torch.Tensor | None = None
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.n = 0
+        self.t_log = time.perf_counter()
 
-        stats = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **d_stats, **g_stats}
-        if keys is None:
-            keys = list(stats)
-            acc = torch.zeros(len(keys), device=device)
-        values = torch.stack([stats[k].float() for k in keys])
-        nonfinite |= ~torch.isfinite(values).all()
-        acc += values
-        n_acc += 1
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        if self.keys is None:
+            self.keys = list(stats)
+            self.acc = torch.zeros(len(self.keys), device=self.nonfinite.device)
+        values = torch.stack([stats[k].float() for k in self.keys])
+        self.nonfinite |= ~torch.isfinite(values).all()
+        self.acc += values
+        self.n += 1
 
-        if tc.max_seconds and time.perf_counter() - t0 > tc.max_seconds and step < end:
-            end = step  # out of time: log, checkpoint and stop here
-        checkpoint_due = step % tc.checkpoint_every == 0 or step == end
-        if step % tc.health_every == 0 or checkpoint_due:
-            problem = diagnose(step, fake, y_fake, real, y_real)
-            if problem is not None:
-                step = roll_back(step, problem)
-                nonfinite.zero_()
-                acc.zero_()
-                n_acc, t_log = 0, time.perf_counter()
-                continue
-        row = None
-        if step % tc.log_every == 0 or step == end:
-            now = time.perf_counter()
-            values = (acc / n_acc).tolist()  # the one host sync per log interval
-            row = {"step": step, **{k: round(v, 5) for k, v in zip(keys, values)},
-                   "imgs_per_s": round(n_acc * B / max(now - t_log, 1e-9), 1)}
-            _append_stats(stats_path, row)
-            acc.zero_()
-            n_acc, t_log = 0, now
-        if checkpoint_due:
-            last_path = snapshot(step)
-            t_log = time.perf_counter()  # do not count checkpoint time as training time
-        if on_progress is not None:
-            on_progress(step, tc.steps, row)
+    def write_row(self, step: int, batch: int) -> dict:
+        now = time.perf_counter()
+        values = (self.acc / self.n).tolist()  # the one host sync per log interval
+        row = {"step": step, **{k: round(v, 5) for k, v in zip(self.keys, values)},
+               "imgs_per_s": round(self.n * batch / max(now - self.t_log, 1e-9), 1)}
+        _append_stats(self.path, row)
+        self.acc.zero_()
+        self.n, self.t_log = 0, now
+        return row
 
-    if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
-        last_path = snapshot(start)
-    best_path = ckpt_dir / ckpt.BEST
-    return TrainResult(str(run_dir), max(start, end), int(best["step"]), best["score"], str(best_path),
-                       str(last_path), round(time.perf_counter() - t0, 3), start, str(device), problems,
-                       health["rollbacks"], B, precision)
+    def reset(self) -> None:
+        """After a rollback: forget what the abandoned steps summed."""
+        self.nonfinite.zero_()
+        self.acc.zero_()
+        self.n = 0
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        self.t_log = time.perf_counter()
+
+
+def save_snapshot(st: TrainState, header: dict, files: TrainFiles, cfg: Config, quality: QualityFn | None) -> Path:
+    """At a checkpoint: the quality check and best pick, a sample grid, the checkpoint (best.pt too when
+    it is the best), pruning, and the quality row of stats.jsonl."""
+    K, L, step = header["shape"]["num_classes"], cfg.model.latent_dim, st.step
+    device = next(st.G.parameters()).device
+    report = None
+    if quality is not None:
+        report = quality(lambda n: sample_per_class(st.generating, K, n, L, cfg.seed + 7, device))
+        st.best = pick_best(st.best, step, float(report["score"]), cfg.train.best_tolerance)
+    else:
+        st.best = {"step": step, "score": None}
+    x, _ = sample_per_class(st.generating, K, GRID_COLUMNS, L, cfg.seed + 1, device)
+    save_grid(x, GRID_COLUMNS, files.samples / f"grid-{step:07d}.png")
+    path = ckpt.checkpoint_path(files.checkpoints, step)
+    ckpt.save_checkpoint(st.capture(header), path)
+    if st.best["step"] == step:
+        copy_file(path, files.checkpoints / ckpt.BEST)
+    ckpt.prune(files.checkpoints, cfg.train.keep_checkpoints)
+    if report is not None:
+        _append_stats(files.stats, {"step": step, **{f"quality_{k}": v for k, v in report.items()}})
+    return path
+
+
+def diagnose(step: int, log: StatsLog, out: StepResult, tc: TrainConfig, num_classes: int) -> str | None:
+    """What is wrong with training now, or None: a non-finite loss since the last check, or (after a
+    warm-up) a generator whose per-class spread fell under train.collapse_ratio of the real images'."""
+    if bool(log.nonfinite):  # the host sync of the health check
+        return "a NaN or infinite loss"
+    if step > 2 * tc.health_every:  # a freshly initialised generator is not collapsed, just untrained
+        ratio = float(class_spread(out.fake, out.y_fake, num_classes)
+                      / class_spread(out.real, out.y_real, num_classes).clamp_min(1e-8))
+        if ratio < tc.collapse_ratio:
+            return (f"generator collapse (samples of a class spread {ratio:.4f} x as much as real ones, "
+                    f"under train.collapse_ratio = {tc.collapse_ratio})")
+    return None
+
+
+def roll_back(st: TrainState, problem: str, tc: TrainConfig, files: TrainFiles, anchor: dict | None,
+              device: torch.device) -> None:
+    """Restore the last loadable checkpoint (or the in-memory start) with lower learning rates, and log it;
+    past train.max_rollbacks, stop with TrainingDiverged naming the settings to change."""
+    detected_at, count = st.step, st.rollbacks + 1
+    if count > tc.max_rollbacks:
+        raise TrainingDiverged(f"Training diverged at step {detected_at} ({problem}) again after {tc.max_rollbacks} "
+                               f"rollback(s) with lower learning rates. Try a lower train.lr (it was "
+                               f"{tc.lr}; the last try ran at {st.opt_g.param_groups[0]['lr']:.3g}), "
+                               "model.spectral_norm = true or another model.loss.")
+    target, _ = ckpt.latest_loadable(files.checkpoints, map_location=device)
+    st.restore(target if target is not None else anchor)
+    st.rollbacks = count  # the restored state carries the older count
+    for opt in (st.opt_g, st.opt_d):
+        for group in opt.param_groups:
+            group["lr"] *= tc.rollback_lr_factor
+    _truncate_stats(files.stats, st.step)
+    _append_stats(files.stats, {"step": st.step, "event": "rollback", "detected_at": detected_at, "reason": problem,
+                                "lr": st.opt_g.param_groups[0]["lr"], "rollbacks": st.rollbacks})
 
 
 INT_MAX = 2**31 - 1
@@ -478,4 +569,4 @@ def _truncate_stats(path: Path, step: int) -> None:
                 keep.append(ln)
         except (ValueError, KeyError):
             continue  # a half-written last line from a killed run
-    ckpt.atomic_write_bytes(path, lambda fh: fh.write("".join(ln + "\n" for ln in keep).encode()))
+    write_text(path, "".join(ln + "\n" for ln in keep))

@@ -16,27 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+from mnist_lt import PER_CLASS, split
 from sklearn.metrics import balanced_accuracy_score
+from synthetic_arms import read_as_their_class, with_generated
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.checkpoint import list_checkpoints  # noqa: E402
-from augment.config import build_config  # noqa: E402
-from augment.evaluate import evaluate_arms, tail_classes  # noqa: E402
-from augment.generate import generate, load_gan  # noqa: E402
-from augment.pipeline import RunLayout, stage_load, stage_train  # noqa: E402
-from augment.provenance import package_versions  # noqa: E402
-from augment.score.external import fit_external  # noqa: E402
-from augment.score.probe import PixelProbe, fit_pixel_logreg, pixels  # noqa: E402
-from mnist_lt import PER_CLASS, split  # noqa: E402
-from synthetic_arms import read_as_their_class, with_generated  # noqa: E402
+from augment.checkpoint import list_checkpoints
+from augment.config import build_config
+from augment.downstream import evaluate_arms, tail_classes
+from augment.generate import generate, load_gan
+from augment.layout import RunLayout
+from augment.provenance import package_versions
+from augment.score.external import fit_external
+from augment.score.probe import PixelProbe, fit_pixel_logreg, pixels
+from augment.stages import stage_load, stage_train
 
 
 def main() -> None:
@@ -97,8 +95,8 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.round(4).to_string(index=False))
     print("\nSpearman correlation with the downstream figures:")
-    print(table.drop(columns=["picked"]).corr(method="spearman").loc[["step", "probe", "cas_logreg"],
-                                                                   ["logreg", "cnn", "logreg_tail", "cnn_tail"]].round(2))
+    corr = table.drop(columns=["picked"]).corr(method="spearman")
+    print(corr.loc[["step", "probe", "cas_logreg"], ["logreg", "cnn", "logreg_tail", "cnn_tail"]].round(2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""digits-LT (DESIGN.md): does a logistic regression trained on augment's output beat the classical fixes?
+"""digits-LT (docs/benchmarks.md): does a logistic regression trained on augment's output beat the classical fixes?
 
 For each seed: stratified 60/40 split of scikit-learn's digits, exponential imbalance (ratio 20) on
 the train split, `augment` run end to end on it (the demo's settings unless overridden), then
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +22,13 @@ import pandas as pd
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.cli import DEMO_CONFIG  # noqa: E402
-from augment.config import build_config  # noqa: E402
-from augment.data import digits_lt  # noqa: E402
-from augment.evaluate import logreg_arms  # noqa: E402
-from augment.pipeline import run_pipeline  # noqa: E402
-from augment.provenance import package_versions  # noqa: E402
-from augment.score.probe import pixels  # noqa: E402
+from augment.cli import DEMO_CONFIG
+from augment.config import build_config
+from augment.data import digits_lt
+from augment.downstream import logreg_arms
+from augment.pipeline import run_pipeline
+from augment.provenance import package_versions
+from augment.score.probe import pixels
 
 
 def one_seed(seed: int, sets: list[str], workdir: Path) -> tuple[pd.DataFrame, float]:

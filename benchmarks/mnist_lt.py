@@ -1,4 +1,4 @@
-"""MNIST-LT, the headline quality benchmark of DESIGN.md: does augment's output beat the classical fixes?
+"""MNIST-LT, the headline quality benchmark (docs/benchmarks.md): does augment's output beat the classical fixes?
 
 Per seed: the train split of ../shared/datasets/mnist.npz subsampled to 4000, 2000, 1000, 750, 500, 350,
 200, 100, 60, 40 images of classes 0..9 (without replacement); test: the full MNIST test split.
@@ -12,7 +12,8 @@ the SmallCNN recipe. Prints mean ± std over seeds of balanced accuracy, macro-F
 (classes 7-9), per-class recall, and the share of the gap between the best classical arm and the
 upper bound that the augmented arm closes.
 
-    python benchmarks/mnist_lt.py [--seeds 3] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn] [--cnn-steps 1000]
+    python benchmarks/mnist_lt.py [--seeds 3] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn]
+        [--cnn-steps 1000]
         [--cnn-width 16] [--set key=value ...] [--keep DIR]
     python benchmarks/mnist_lt.py --from-csv rows_a.csv rows_b.csv   # summarise rows saved by earlier runs
 """
@@ -31,16 +32,14 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from shared_data import MNIST
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.config import build_config  # noqa: E402
-from augment.data import LabeledImages  # noqa: E402
-from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class  # noqa: E402
-from augment.evaluate import build_arms, evaluate_arms, gap_closed, summarise, tail_classes  # noqa: E402
-from augment.pipeline import run_pipeline  # noqa: E402
-from augment.provenance import package_versions  # noqa: E402
-from shared_data import MNIST  # noqa: E402
+from augment.config import build_config
+from augment.data import LabeledImages
+from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class
+from augment.downstream import build_arms, evaluate_arms, gap_closed, summarise, tail_classes
+from augment.pipeline import run_pipeline
+from augment.provenance import package_versions
 
 GAN = ["model.width=32", "train.steps=3000", "train.checkpoint_every=250", "train.log_every=50", "score.cas=false"]
 PER_CLASS = 4000

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 import tomllib
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 STAGES = {"load", "load-into-root", "train", "plan", "generate", "score", "export"}
 
@@ -40,11 +39,11 @@ def main() -> None:
     config = tmp / "datasets.toml"
     config.write_text(_to_toml(data))
 
-    import torch  # noqa: E402  after PREFECT_HOME is set
-    from prefect import get_client  # noqa: E402
+    import torch  # after PREFECT_HOME is set
+    from prefect import get_client
 
-    from augment.provenance import package_versions  # noqa: E402
-    from flows.augment_all import augment_all  # noqa: E402
+    from augment.provenance import package_versions
+    from flows.augment_all import augment_all
 
     v = package_versions()
     print(f"# augment_all on {args.config.name} ({len(data['datasets'])} datasets); cpu {platform.machine()}, "
@@ -58,12 +57,13 @@ def main() -> None:
     import asyncio
 
     async def stage_seconds(t_from: float, t_to: float) -> dict[str, float]:
+        from datetime import datetime
+
         from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
-        from datetime import datetime, timezone
         async with get_client() as client:
             runs = await client.read_task_runs(task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(
-                after_=datetime.fromtimestamp(t_from, timezone.utc),
-                before_=datetime.fromtimestamp(t_to, timezone.utc))), limit=200)
+                after_=datetime.fromtimestamp(t_from, UTC),
+                before_=datetime.fromtimestamp(t_to, UTC))), limit=200)
         out: dict[str, float] = {}
         for r in runs:
             name = r.name.rsplit("-", 1)[0]

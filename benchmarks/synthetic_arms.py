@@ -15,7 +15,8 @@ discriminator's realism, or by a separate real-vs-generated SmallCNN trained on 
 generated images (discriminator rejection sampling, after the fact); --pool sets how many
 candidates per class to rank.
 
-    python benchmarks/synthetic_arms.py --checkpoint CKPT [--seed 0] [--min-ext-prob 0.5] [--cnn-seeds 3] [--every-class 1000,4000]
+    python benchmarks/synthetic_arms.py --checkpoint CKPT [--seed 0] [--min-ext-prob 0.5] [--cnn-seeds 3]
+        [--every-class 1000,4000]
                                         [--rank-by none|realism|detector] [--pool 8000]
 """
 
@@ -23,28 +24,26 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from mnist_lt import PER_CLASS, split
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.evaluate import Arm, evaluate_arms, random_oversample, tail_classes  # noqa: E402
-from augment.generate import generate, load_gan  # noqa: E402
-from augment.provenance import package_versions  # noqa: E402
-from augment.score import cnn  # noqa: E402
-from augment.score.external import fit_external  # noqa: E402
-from augment.score.gan_scores import gan_scores  # noqa: E402
-from mnist_lt import PER_CLASS, split  # noqa: E402
+from augment.downstream import Arm, evaluate_arms, random_oversample, tail_classes
+from augment.generate import generate, load_gan
+from augment.provenance import package_versions
+from augment.score import cnn
+from augment.score.external import fit_external
+from augment.score.gan_scores import gan_scores
 
 
 def with_generated(x: np.ndarray, y: np.ndarray, syn: dict[int, np.ndarray], n: dict[int, int]) -> Arm:
     parts = [syn[c][:n[c]] for c in sorted(syn)]
-    return Arm(np.concatenate([x, *parts]), np.concatenate([y, *[np.full(len(s), c) for c, s in zip(sorted(syn), parts)]]))
+    labels = [np.full(len(s), c) for c, s in zip(sorted(syn), parts)]
+    return Arm(np.concatenate([x, *parts]), np.concatenate([y, *labels]))
 
 
 def read_as_their_class(prob: np.ndarray, labels: np.ndarray, min_prob: float) -> np.ndarray:

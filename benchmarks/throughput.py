@@ -23,24 +23,21 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from shared_data import MNIST
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.config import build_config  # noqa: E402
-from augment.data import LabeledImages  # noqa: E402
-from augment.generate import generate, load_gan  # noqa: E402
-from augment.losses import LOSSES  # noqa: E402
-from augment.models import StepContext, get_variant  # noqa: E402
-from augment.precision import autocast_for, resolve_precision  # noqa: E402
-from augment.train import build_networks, data_shape, train  # noqa: E402
-from shared_data import MNIST  # noqa: E402
+from augment.config import build_config
+from augment.data import LabeledImages
+from augment.generate import generate, load_gan
+from augment.losses import LOSSES
+from augment.models import StepContext, get_variant
+from augment.precision import autocast_for, resolve_precision
+from augment.train import build_networks, data_shape, train
 
 CONFIGS = {
     # the PyTorch ACGAN write-up: its architecture and hyperparameters (Adam 2e-4, beta1 0.5, batch 64)
@@ -275,7 +272,8 @@ def main() -> None:
         r = run_config(cname.strip(), args.sets, device, args.steps, args.log_every, gen_batch, gen_per_class,
                        args.compile_generator)
         print(f"{r['config']:8s} {r['image']:9s} {r['batch']:6d} {r['train_imgs_per_s']:12.1f} "
-              f"{r['gen_imgs_per_s']:11.0f} {r['gen_device_imgs_per_s']:11.0f} {r['flops_per_train_img'] / 1e6:16.1f} {r['achieved_flops'] / 1e9:9.1f} "
+              f"{r['gen_imgs_per_s']:11.0f} {r['gen_device_imgs_per_s']:11.0f} "
+              f"{r['flops_per_train_img'] / 1e6:16.1f} {r['achieved_flops'] / 1e9:9.1f} "
               f"{r['achieved_flops'] / peak:8.1%}", flush=True)
 
 

@@ -1,6 +1,6 @@
 """Each conditional GAN variant on MNIST-LT for the same wall-clock budget.
 
-MNIST-LT (DESIGN.md): the train split of ../shared/datasets/mnist.npz subsampled to 4000, 2000, 1000,
+MNIST-LT (docs/benchmarks.md): the train split of ../shared/datasets/mnist.npz subsampled to 4000, 2000, 1000,
 750, 500, 350, 200, 100, 60, 40 images of classes 0..9 (one draw per seed); test: the full MNIST test
 split. Every variant's training stage gets --budget seconds (train.max_seconds, which includes the
 auxiliary classifier that cgan and gan-cls train beside the GAN), then the pipeline's own stages
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,19 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from shared_data import MNIST
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from augment.config import build_config  # noqa: E402
-from augment.data import LabeledImages  # noqa: E402
-from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class  # noqa: E402
-from augment.evaluate import build_arms, evaluate_arms, tail_classes  # noqa: E402
-from augment.generate import Synthetic  # noqa: E402
-from augment.pipeline import (RunLayout, stage_generate, stage_load, stage_score, stage_train)  # noqa: E402
-from augment.provenance import package_versions  # noqa: E402
-from augment.score.external import fit_external  # noqa: E402
-from augment.train import TrainingDiverged  # noqa: E402
-from shared_data import MNIST  # noqa: E402
+from augment.config import build_config
+from augment.data import LabeledImages
+from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class
+from augment.downstream import build_arms, evaluate_arms, tail_classes
+from augment.generate import Synthetic
+from augment.layout import RunLayout
+from augment.provenance import package_versions
+from augment.score.external import fit_external
+from augment.stages import stage_generate, stage_load, stage_score, stage_train
+from augment.train import TrainingDiverged
 
 VARIANTS = {
     "acgan": ["model.variant=acgan"],
@@ -72,7 +70,8 @@ def run_seed(seed: int, args, variants: list[str], classifiers: tuple[str, ...],
     train_set, test = mnist_lt(seed)
     t0 = time.perf_counter()
     ext, report = fit_external(train_set, "cnn", seed=seed, steps=args.external_steps, cache=tmp / "external.pt")
-    print(f"# seed {seed}: external classifier SmallCNN, {args.external_steps} steps ({time.perf_counter() - t0:.0f} s); "
+    print(f"# seed {seed}: external classifier SmallCNN, {args.external_steps} steps "
+          f"({time.perf_counter() - t0:.0f} s); "
           f"held-out real balanced accuracy {report.holdout_balanced_accuracy:.4f}", flush=True)
     x, y = train_set.images.numpy(), train_set.labels.numpy()
     tail = tail_classes(y, 10)
@@ -83,7 +82,8 @@ def run_seed(seed: int, args, variants: list[str], classifiers: tuple[str, ...],
         f"{r['classifier']}:{r['arm']} {r['balanced_accuracy']:.4f}" for _, r in base.iterrows()), flush=True)
     rows = []
     for name in variants:
-        cfg = build_config(sets=[*BASE, *VARIANTS[name], f"train.max_seconds={args.budget}", f"seed={seed}", *args.sets])
+        cfg = build_config(sets=[*BASE, *VARIANTS[name], f"train.max_seconds={args.budget}", f"seed={seed}",
+                                 *args.sets])
         layout = RunLayout.for_output(tmp / f"{name}-{seed}")
         stage_load(train_set, cfg, layout)
         shutil.copy(tmp / "external.pt", layout.work / "external.pt")

@@ -21,7 +21,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed
 
 from augment.errors import AugmentError
-from augment.multi import read_jobs
+from augment.scheduled import read_jobs
 from flows.augment_dataset import augment_dataset
 
 

@@ -20,20 +20,34 @@ from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
-                               update_progress_artifact)
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import MissingContextError
 
 from augment.config import Config, build_config, config_from_dict
+from augment.device import resolve_device
 from augment.errors import AugmentError
+from augment.layout import RunLayout
 from augment.locking import run_lock
-from augment.multi import point_latest
-from augment.pipeline import (RunLayout, stage_export, stage_generate, stage_load, stage_load_into_root, stage_plan,
-                              stage_score, stage_train, summary_from_output)
+from augment.pipeline import Stages, run_stages
 from augment.report import markdown_table, summary_table
-from augment.train import resolve_device
+from augment.scheduled import point_latest
+from augment.stages import (
+    stage_export,
+    stage_generate,
+    stage_load,
+    stage_load_into_root,
+    stage_plan,
+    stage_score,
+    stage_train,
+    summary_from_output,
+)
 
 
 def _log() -> logging.Logger | logging.LoggerAdapter:
@@ -159,16 +173,28 @@ def export(config: dict, out: str) -> dict:
     return summary
 
 
+class TaskStages(Stages):
+    """The pipeline's one stage sequence (augment.pipeline.run_stages), each stage run as the task above:
+    tasks get the config as a dict and the output folder as a path, never objects."""
+
+    def train(self, cfg: Config, layout: RunLayout) -> dict:
+        return train(cfg.to_dict(), str(layout.out), self.cache)
+
+    def plan(self, cfg: Config, layout: RunLayout) -> dict:
+        return plan(cfg.to_dict(), str(layout.out))
+
+    def generate(self, cfg: Config, layout: RunLayout, round_index: int) -> dict:
+        return generate(cfg.to_dict(), str(layout.out), round_index)
+
+    def score(self, cfg: Config, layout: RunLayout) -> dict:
+        return score(cfg.to_dict(), str(layout.out))
+
+    def export(self, cfg: Config, layout: RunLayout) -> dict:
+        return export(cfg.to_dict(), str(layout.out))
+
+
 def _stages(cfg: Config, out: str, cache: str | None) -> dict:
-    cfg_dict = cfg.to_dict()
-    train(cfg_dict, out, cache)
-    p = plan(cfg_dict, out)
-    if any(p.values()):
-        for r in range(cfg.select.max_rounds):
-            generate(cfg_dict, out, r)
-            if not score(cfg_dict, out)["shortfall"]:
-                break
-    return export(cfg_dict, out)
+    return run_stages(cfg, RunLayout.for_output(out), TaskStages(cache=cache))
 
 
 @flow(name="augment-dataset")
@@ -206,7 +232,8 @@ def publish_report(data: str, summary: dict) -> None:
     report = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", lambda m: f"*({m.group(1)}: `{out / m.group(2)}`)*",
                     (out / "report.md").read_text())
     create_markdown_artifact(key="augment-report", markdown=report, description=f"report.html: {out / 'report.html'}")
-    m = pd.read_parquet(out / "manifest.parquet", columns=["class_name", "is_synthetic", "kept", "aux_prob", "ext_prob"])
+    m = pd.read_parquet(out / "manifest.parquet",
+                        columns=["class_name", "is_synthetic", "kept", "aux_prob", "ext_prob"])
     kept = m[m["is_synthetic"] & m["kept"]].groupby("class_name")[["aux_prob", "ext_prob"]].mean()
     rows = []
     for row in summary_table(summary).to_dict(orient="records"):

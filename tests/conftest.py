@@ -31,8 +31,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """A finished run (tiny GAN, every needed candidate kept) over cat: 6, dog: 3 images; read-only."""
-    from augment.pipeline import run_pipeline
     from makers import KEEP_ALL, make_image_folder, tiny_config
+
+    from augment.pipeline import run_pipeline
 
     tmp = tmp_path_factory.mktemp("finished_run")
     folder = make_image_folder(tmp / "ds", {"cat": 6, "dog": 3}, size=8)

@@ -4,12 +4,12 @@ import os
 
 import numpy as np
 import pytest
+from makers import make_image_folder, make_manifest, make_npz, pattern
 from PIL import Image
 
 from augment.config import ImageConfig
 from augment.data import load_dataset
 from augment.errors import DatasetError
-from makers import make_image_folder, make_manifest, make_npz, pattern
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ def test_npz_with_pickled_objects_is_not_unpickled(tmp_path):
 
 def test_npz_with_wrong_keys_and_shapes(tmp_path):
     make_npz(tmp_path / "k.npz", [2, 2], keys=("images", "labels"))
-    with pytest.raises(DatasetError, match=r"has arrays \['images', 'labels'\]; expected 'x'/'y' or 'x_train'/'y_train'"):
+    expected = r"has arrays \['images', 'labels'\]; expected 'x'/'y' or 'x_train'/'y_train'"
+    with pytest.raises(DatasetError, match=expected):
         load_dataset(str(tmp_path / "k.npz"))
     np.savez(tmp_path / "s.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 1]))
     with pytest.raises(DatasetError, match=r"labels must have shape \(4,\)"):

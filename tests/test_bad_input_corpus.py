@@ -6,12 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
+from makers import KEEP_ALL, make_image_folder, make_manifest, pattern, tiny_config
 from PIL import Image
 
 from augment.data import load_dataset
 from augment.errors import DatasetError
 from augment.pipeline import run_pipeline
-from makers import KEEP_ALL, make_image_folder, make_manifest, pattern, tiny_config
 
 
 def test_cmyk_images_are_converted_and_reported(tmp_path):

@@ -4,12 +4,13 @@ import sys
 
 import pandas as pd
 import pytest
+from makers import KEEP_ALL, make_image_folder, tiny_config
 
 from augment.cli import main
-from augment.pipeline import RunLayout, stage_load
 from augment.data import LabeledImages
+from augment.layout import RunLayout
+from augment.stages import stage_load
 from augment.train import train
-from makers import KEEP_ALL, make_image_folder, tiny_config
 
 TINY_SETS = ["--set", "image.size=8", "--set", "model.latent_dim=4", "--set", "model.width=4",
              "--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "train.checkpoint_every=1",
@@ -98,7 +99,8 @@ def test_unexpected_failure_exits_1(folder, tmp_path, monkeypatch, capsys):
 
 def test_strategy_naming_an_unknown_class_fails_before_training(folder, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["run", "--data", str(folder), "--out", str(out), *TINY_SETS, "--set", 'balance.sampling_strategy={ "cow" = 9 }']
+    args = ["run", "--data", str(folder), "--out", str(out), *TINY_SETS,
+            "--set", 'balance.sampling_strategy={ "cow" = 9 }']
     assert main(args) == 2
     assert "names class 'cow', which is not in the dataset" in capsys.readouterr().err
     assert not RunLayout.for_output(out).work.exists()

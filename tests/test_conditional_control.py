@@ -3,12 +3,12 @@ generates images that a classifier fitted on the real images reads as the asked-
 
 import pytest
 import torch
+from makers import bars, tiny_config
 
 from augment.data import LabeledImages
 from augment.generate import generate, load_gan
 from augment.score.probe import fit_pixel_logreg, pixels
 from augment.train import train
-from makers import bars, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,8 @@ def test_unknown_section():
     ("image.channels=2", r"'image\.channels' setting must be 1, 3 or 'auto'"),
     ("train.lr=0", r"'train\.lr' setting must be a number in \(0, 1\]"),
     ("select.min_aux_prob=1.5", r"'select\.min_aux_prob' setting must be a number in \[0, 1\]"),
-    ("model.variant=stylegan", r"'model\.variant' setting must be one of \['acgan', 'cgan', 'dcgan', 'gan-cls'\]\. Got 'stylegan'"),
+    ("model.variant=stylegan",
+     r"'model\.variant' setting must be one of \['acgan', 'cgan', 'dcgan', 'gan-cls'\]\. Got 'stylegan'"),
     ("out.overwrite=maybe", r"'out\.overwrite' setting must be true or false"),
 ])
 def test_bad_values_name_key_and_accepted_values(assignment, message):

@@ -3,13 +3,13 @@ import sys
 
 import pytest
 import torch
-
-import augment.train
-from augment.data import LabeledImages
-from augment.config import TrainConfig
-from augment.train import compute_device, train
 from makers import bars, tiny_config
 
+import augment.device
+from augment.config import TrainConfig
+from augment.data import LabeledImages
+from augment.device import prepare_device
+from augment.train import train
 
 STEPS = """
 import resource, sys, torch
@@ -40,7 +40,7 @@ def test_kept_memory_spares_each_training_step_its_page_faults():
 
 def test_training_leaves_malloc_alone_when_told(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(augment.train, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(augment.device, "keep_freed_memory", lambda: calls.append(1))
     x = torch.stack([torch.from_numpy(bars(i % 2, 8, seed=i)) for i in range(8)])[:, None]
     data = LabeledImages(x, torch.tensor([i % 2 for i in range(8)]), ["h", "v"], [f"b{i}" for i in range(8)])
     train(data, tiny_config("train.steps=1", "train.keep_cpu_memory=false"), tmp_path / "off")
@@ -51,8 +51,8 @@ def test_training_leaves_malloc_alone_when_told(monkeypatch, tmp_path):
 
 def test_every_cpu_stage_gets_the_setting_through_its_device(monkeypatch):
     calls = []
-    monkeypatch.setattr(augment.train, "keep_freed_memory", lambda: calls.append(1))
-    assert compute_device(TrainConfig(device="cpu", keep_cpu_memory=False)) == torch.device("cpu")
+    monkeypatch.setattr(augment.device, "keep_freed_memory", lambda: calls.append(1))
+    assert prepare_device(TrainConfig(device="cpu", keep_cpu_memory=False)) == torch.device("cpu")
     assert calls == []
-    assert compute_device(TrainConfig(device="cpu")) == torch.device("cpu")
+    assert prepare_device(TrainConfig(device="cpu")) == torch.device("cpu")
     assert calls == [1]

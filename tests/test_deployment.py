@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from makers import TINY, make_image_folder
 
 REPO = Path(__file__).resolve().parents[1]

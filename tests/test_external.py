@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from makers import bars
 
 from augment import checkpoint as ckpt
 from augment.config import build_config
@@ -8,7 +9,6 @@ from augment.data import LabeledImages
 from augment.errors import ConfigError
 from augment.score import cnn
 from augment.score.external import classification_accuracy_score, fit_external, holdout_split
-from makers import bars
 
 
 @pytest.fixture(scope="module")

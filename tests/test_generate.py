@@ -1,11 +1,11 @@
 import torch
+from makers import tiny_config
 
 import augment.precision
 from augment.data import LabeledImages
 from augment.generate import Synthetic, generate, latents, load_gan
 from augment.score.gan_scores import gan_scores
 from augment.train import train
-from makers import tiny_config
 
 
 def test_latents_do_not_depend_on_how_they_are_batched():

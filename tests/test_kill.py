@@ -14,7 +14,6 @@ import time
 import pandas as pd
 import pytest
 import torch
-
 from makers import make_image_folder
 
 SETS = ["image.size=8", "model.latent_dim=8", "model.width=8", "train.steps=300", "train.batch_size=16",

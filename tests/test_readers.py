@@ -3,11 +3,11 @@ import struct
 import numpy as np
 import pytest
 import torch
+from makers import make_image_folder, make_manifest, make_npz, pattern
 from PIL import Image
 
 from augment.config import ImageConfig
 from augment.data import LabeledImages, digits_lt, load_dataset
-from makers import make_image_folder, make_manifest, make_npz, pattern
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg", "bmp", "webp"])
@@ -64,7 +64,8 @@ def test_npz_x_y_and_train_test_keys(tmp_path):
     a = load_dataset(str(make_npz(tmp_path / "a.npz", [3, 4])))
     assert a.counts() == [3, 4] and a.class_names == ["0", "1"]
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "m.npz", x_train=rng.integers(0, 255, (6, 8, 8), dtype=np.uint8), y_train=np.array([0, 0, 1, 1, 2, 2]),
+    np.savez(tmp_path / "m.npz", x_train=rng.integers(0, 255, (6, 8, 8), dtype=np.uint8),
+             y_train=np.array([0, 0, 1, 1, 2, 2]),
              x_test=rng.integers(0, 255, (4, 8, 8), dtype=np.uint8), y_test=np.array([0, 1, 2, 2]))
     assert load_dataset(str(tmp_path / "m.npz")).counts() == [2, 2, 2]
     assert load_dataset(f"{tmp_path / 'm.npz'}:test").counts() == [1, 1, 2]

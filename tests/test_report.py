@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 
-
 @pytest.fixture
 def run(finished_run):
     return finished_run
@@ -32,7 +31,8 @@ def test_quality_table_says_how_often_the_judge_agrees_with_every_candidate(run)
     candidates = m[m.is_synthetic]
     agree = (candidates.ext_pred == candidates.label).groupby(candidates.class_name).mean()
     assert np.allclose(quality.loc[agree.index, "ext_accuracy_all_candidates"], agree)
-    assert np.isclose(quality.loc["all", "ext_accuracy_all_candidates"], (candidates.ext_pred == candidates.label).mean())
+    read_as_intended = (candidates.ext_pred == candidates.label).mean()
+    assert np.isclose(quality.loc["all", "ext_accuracy_all_candidates"], read_as_intended)
 
 
 @pytest.mark.slow

@@ -2,11 +2,12 @@
 
 import pandas as pd
 import pytest
-
-from augment import pipeline
-from augment.generate import Synthetic
-from augment.pipeline import RunLayout, stage_generate, stage_load, stage_score, stage_train
 from makers import make_image_folder, tiny_config
+
+from augment.generate import Synthetic
+from augment.layout import RunLayout
+from augment.score import candidates
+from augment.stages import stage_generate, stage_load, stage_score, stage_train
 
 
 @pytest.fixture
@@ -21,8 +22,8 @@ def scored_round_0(tmp_path, monkeypatch):
     stage_generate(cfg, layout, 0)
     stage_score(cfg, layout)
     starts = []
-    score = pipeline._score_candidates
-    monkeypatch.setattr(pipeline, "_score_candidates",
+    score = candidates.score_candidates
+    monkeypatch.setattr(candidates, "score_candidates",
                         lambda cand, start, *rest: starts.append(start) or score(cand, start, *rest))
     return cfg, layout, starts
 
@@ -34,7 +35,7 @@ def test_a_top_up_round_scores_only_its_new_candidates(scored_round_0):
     stage_score(cfg, layout)
     incremental = pd.read_parquet(layout.scores)
     assert starts == [round_0] and len(incremental) > round_0
-    (layout.work / pipeline.SCORES_FILE).unlink()
+    layout.candidate_scores.unlink()
     stage_score(cfg, layout)  # everything again, from scratch
     assert starts == [round_0, 0]
     pd.testing.assert_frame_equal(incremental, pd.read_parquet(layout.scores), check_exact=False, rtol=1e-5)

@@ -2,13 +2,13 @@ import json
 
 import pytest
 import torch
+from makers import bars, tiny_config
 
 import augment.precision
 from augment import checkpoint as ckpt
 from augment.data import LabeledImages
 from augment.errors import ConfigError
 from augment.train import pick_best, train
-from makers import bars, tiny_config
 
 
 @pytest.fixture
@@ -102,7 +102,8 @@ def test_quality_check_picks_the_best_checkpoint(two_class_bars, tmp_path):
     result = train(two_class_bars, tiny_config("train.steps=3"), tmp_path / "run", quality=quality)
     assert result.best_step == 2 and result.best_score == 0.9
     assert seen[0] == (torch.Size([6, 1, 8, 8]), torch.uint8, [0, 0, 0, 1, 1, 1])
-    best, step2 = weights(tmp_path / "run" / "checkpoints" / "best.pt"), weights(tmp_path / "run" / "checkpoints" / "ckpt-0000002.pt")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best, step2 = weights(checkpoints / "best.pt"), weights(checkpoints / "ckpt-0000002.pt")
     assert same_state(best["generator"], step2["generator"])
 
 
@@ -196,8 +197,8 @@ def test_compiled_networks_train_and_checkpoint_plain_weights(two_class_bars, tm
 
 
 def test_a_batch_whose_largest_layer_passes_int_max_is_refused_with_the_largest_that_fits():
-    from augment.train import build_networks, check_batch_fits
     from augment.models import DataShape
+    from augment.train import build_networks, check_batch_fits
 
     cfg = tiny_config("model.arch=classic", "image.size=32", "model.latent_dim=100")
     G, D = build_networks(cfg, DataShape(channels=1, size=32, num_classes=10))

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from makers import KEEP_ALL, bars, make_image_folder, tiny_config
 
 from augment import checkpoint as ckpt
 from augment.config import build_config
@@ -14,7 +15,6 @@ from augment.models import VARIANTS, DataShape
 from augment.models.backbone import has_spectral_norm
 from augment.pipeline import run_pipeline
 from augment.train import train
-from makers import KEEP_ALL, bars, make_image_folder, tiny_config
 
 ALLOWED = [(v, loss) for v, variant in sorted(VARIANTS.items()) for loss in variant.losses]
 REFUSED = [(v, loss) for v, variant in sorted(VARIANTS.items())
@@ -75,8 +75,8 @@ def test_options_train_and_resume_exactly(sets, three_class_bars, tmp_path):
 def test_gan_cls_needs_two_classes(tmp_path):
     make_image_folder(tmp_path / "faces", {"only": 4}, size=8)
     with pytest.raises(ConfigError, match="'gan-cls' needs at least 2 classes"):
-        run_pipeline(str(tmp_path / "faces"), tiny_config("model.variant=gan-cls", 'balance.sampling_strategy="target:6"'),
-                     tmp_path / "out")
+        cfg = tiny_config("model.variant=gan-cls", 'balance.sampling_strategy="target:6"')
+        run_pipeline(str(tmp_path / "faces"), cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from augment.atomic import write_atomic
+
 
 @dataclass
 class LabeledImages:
@@ -68,24 +70,20 @@ class LabeledImages:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
-    def subset(self, index: np.ndarray | torch.Tensor | list[int]) -> "LabeledImages":
+    def subset(self, index: np.ndarray | torch.Tensor | list[int]) -> LabeledImages:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return LabeledImages(self.images[idx].clone(), self.labels[idx].clone(), list(self.class_names),
                              [self.sample_ids[i] for i in idx.tolist()], self.source, dict(self.notes))
 
     def save(self, path: str | Path) -> None:
         """Write as .npz without pickled objects, so `load` needs no allow_pickle."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, x=self.images.numpy(), y=self.labels.numpy(),
-                     class_names=np.array(self.class_names, dtype=str),
-                     sample_ids=np.array(self.sample_ids, dtype=str),
-                     meta=np.array(json.dumps({"source": self.source, "notes": self.notes})))
-        tmp.replace(path)
+        write_atomic(path, lambda fh: np.savez(
+            fh, x=self.images.numpy(), y=self.labels.numpy(), class_names=np.array(self.class_names, dtype=str),
+            sample_ids=np.array(self.sample_ids, dtype=str),
+            meta=np.array(json.dumps({"source": self.source, "notes": self.notes}))))
 
     @classmethod
-    def load(cls, path: str | Path) -> "LabeledImages":
+    def load(cls, path: str | Path) -> LabeledImages:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             return cls(torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"].astype(np.int64)),

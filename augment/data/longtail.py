@@ -1,4 +1,4 @@
-"""Long-tailed views of balanced datasets, as the benchmarks in DESIGN.md define them."""
+"""Long-tailed views of balanced datasets, as docs/benchmarks.md defines them."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ import os
 import pickle  # only through _ArraysOnly, which refuses anything but arrays
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -330,7 +330,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
 
 def digits_lt(seed: int = 0, image: ImageConfig | None = None,
               ratio: float = DIGITS_LT_RATIO) -> tuple[LabeledImages, LabeledImages]:
-    """DESIGN.md's digits-LT: stratified 60/40 split, then an exponential imbalance (ratio 20) on train."""
+    """digits-LT (docs/benchmarks.md): stratified 60/40 split, then an exponential imbalance (ratio 20) on train."""
     from sklearn.model_selection import train_test_split
 
     image = image or ImageConfig()
@@ -354,7 +354,8 @@ def _torchvision(spec: str, image: ImageConfig) -> LabeledImages:
         raise DatasetError(f"'{spec}': use torchvision:NAME:ROOT[:train|:test] with NAME one of {TORCHVISION_NAMES}.")
     name = {n.lower(): n for n in TORCHVISION_NAMES}.get(parts[1].lower())
     if name is None:
-        raise DatasetError(f"'{spec}': torchvision dataset '{parts[1]}' is not supported; use one of {TORCHVISION_NAMES}.")
+        raise DatasetError(f"'{spec}': torchvision dataset '{parts[1]}' is not supported; "
+                           f"use one of {TORCHVISION_NAMES}.")
     root = Path(parts[2])
     if name == "CIFAR10":
         x, y, classes = _cifar10(root, split or "train", spec)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn import functional as F
 
-from augment.config import ModelConfig
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
 from augment.models.classic import ClassicDiscriminator, ClassicGenerator
 from augment.models.registry import DataShape, Variant, adv_stats, register_variant
+
+if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+    from augment.config import ModelConfig
 
 
 def build(cfg: ModelConfig, shape: DataShape):

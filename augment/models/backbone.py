@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from augment.config import ModelConfig
+if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+    from augment.config import ModelConfig
+
 
 
 def layout(size: int) -> tuple[int, int]:

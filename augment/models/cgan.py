@@ -3,11 +3,15 @@ planes beside the image ('channels') or through a projection term ('projection')
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from augment.config import ModelConfig
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
 from augment.models.registry import DataShape, Variant, adv_stats, no_class_head, register_variant
+
+if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+    from augment.config import ModelConfig
 
 
 def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:

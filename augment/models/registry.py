@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from augment.config import ModelConfig
 from augment.losses import AdversarialLoss
+
+if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+    from augment.config import ModelConfig
 
 Tensor = torch.Tensor
 Stats = dict[str, Tensor]

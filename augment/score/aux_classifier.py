@@ -12,9 +12,10 @@ from torch.nn import functional as F
 
 from augment import checkpoint as ckpt
 from augment.config import Config
+from augment.data.batches import BatchSampler
 from augment.data.labeled import LabeledImages
+from augment.device import resolve_device
 from augment.models.backbone import Discriminator
-from augment.train import BatchSampler, resolve_device
 
 FORMAT = 1
 DESCRIPTION = "auxiliary classifier (discriminator backbone) trained alongside on the real images only"

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from augment.data.batches import BatchSampler
 from augment.diffaugment import translation
 
 FEATURE_DIM = 128
@@ -52,8 +53,6 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
     balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
     cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm)."""
-    from augment.train import BatchSampler  # the GAN's own sampler: same class-balanced draw
-
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SmallCNN(images.shape[1], num_classes, width).to(device)

@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from augment import checkpoint as ckpt
 from augment.data.labeled import LabeledImages
+from augment.device import resolve_device
 from augment.errors import ConfigError
 from augment.score import cnn
 from augment.score.probe import fit_pixel_logreg, pixels
@@ -80,7 +81,8 @@ def holdout_split(labels: np.ndarray, seed: int, fraction: float = 0.2) -> tuple
 
 
 def fit_external(data: LabeledImages, kind: str, *, seed: int = 0, device: torch.device | str = "cpu",
-                 steps: int = 1000, floor: float = 0.5, cache: Path | None = None) -> tuple[ExternalClassifier, ExternalReport]:
+                 steps: int = 1000, floor: float = 0.5,
+                 cache: Path | None = None) -> tuple[ExternalClassifier, ExternalReport]:
     """Fit (or load) the external classifier on a stratified 80% of the real images; score it on the rest."""
     y = data.labels.numpy()
     tr, ho = holdout_split(y, seed)
@@ -146,8 +148,6 @@ def classification_accuracy_score(images: torch.Tensor, labels: torch.Tensor, re
         clf = fit_pixel_logreg(pixels(images), labels.numpy(), cfg.seed)
         pred = clf.predict(pixels(real.images[torch.from_numpy(ho)]))
     else:  # 'cnn', and the recipe stands in for a user's TorchScript model, which cannot be retrained
-        from augment.train import resolve_device
-
         model = cnn.train_cnn(images, labels, real.num_classes, steps=cfg.score.external_steps, seed=cfg.seed,
                               device=resolve_device(cfg.train.device))
         pred = cnn.predict(model, real.images[torch.from_numpy(ho)], next(model.parameters()).device)[0].argmax(1)

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from makers import TINY, make_image_folder
 from prefect.artifacts import Artifact
 
 from flows.augment_all import augment_all
-from makers import TINY, make_image_folder
 
 
 def write_config(tmp_path: Path, datasets: str) -> Path:

@@ -2,10 +2,10 @@ import json
 
 import pandas as pd
 import pytest
+from makers import KEEP_ALL, make_image_folder, tiny_config
 from prefect.artifacts import Artifact
 
 from flows import augment_dataset as f
-from makers import KEEP_ALL, make_image_folder, tiny_config
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Several datasets in one TOML file, for scheduled runs (`flows/augment_all.py`).
+"""Scheduled runs over many datasets (`flows/augment_all.py`): the datasets file and the `latest` link.
 
     out_root = "data/runs/nightly"        # where each dataset's runs go (per dataset overridable)
     [defaults]                            # settings for every dataset, same keys as a run config
@@ -80,10 +80,6 @@ def _resolve(p: str | Path) -> Path:
     """Relative paths in the file are relative to the directory the command runs in."""
     p = Path(p)
     return p if p.is_absolute() else (Path.cwd() / p)
-
-
-def run_dir(out_root: str | Path, name: str, key: str) -> Path:
-    return Path(out_root) / name / "runs" / key[:16]
 
 
 def point_latest(out_root: str | Path, name: str, target: Path) -> Path:

@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from makers import KEEP_ALL, make_image_folder, make_npz, tiny_config
 
 from augment.cli import main
-from augment.evaluate import build_arms, evaluate_arms, gap_closed, mixed_fill, smote, summarise, tail_classes
+from augment.downstream import build_arms, evaluate_arms, gap_closed, mixed_fill, smote, summarise, tail_classes
 from augment.pipeline import run_pipeline
-from makers import KEEP_ALL, make_image_folder, make_npz, tiny_config
 
 
 def test_arms_and_metrics_on_separable_data():

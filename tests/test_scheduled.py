@@ -6,13 +6,14 @@ import threading
 import time
 
 import pytest
+from makers import make_image_folder, tiny_config
 
 from augment.cache import TrainingCache, run_key, training_key
 from augment.errors import ConfigError
+from augment.layout import RunLayout
 from augment.locking import RunLockedError, run_lock
-from augment.multi import point_latest, read_jobs
-from augment.pipeline import stage_load_into_root, stage_train, RunLayout
-from makers import make_image_folder, tiny_config
+from augment.scheduled import point_latest, read_jobs
+from augment.stages import stage_load_into_root, stage_train
 
 
 def test_example_file_reads(monkeypatch):

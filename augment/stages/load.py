@@ -1,0 +1,80 @@
+"""The load stage: read and validate the data, plan the synthetic images, and set up (or reuse) the
+work folder. Everything that can be refused is refused here, before anything is written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from augment.atomic import read_json, write_json
+from augment.balance import plan_synthetic
+from augment.cache import run_key
+from augment.config import Config
+from augment.data.labeled import LabeledImages
+from augment.data.readers import load_dataset
+from augment.errors import ConfigError
+from augment.layout import RunLayout, scheduled_run_dir
+from augment.models import get_variant
+from augment.output import check_output_target
+from augment.train import training_signature
+
+
+def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> dict:
+    """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
+    work folder. Returns `up_to_date: True` (and does nothing) when this output was already made."""
+    data = _read(source, cfg)
+    key = run_key(data.fingerprint, cfg)
+    if _output_key(layout) == key:  # the same run finished before: nothing to do
+        shutil.rmtree(layout.work, ignore_errors=True)  # left only if killed while tidying up
+        return {"up_to_date": True, "source": data.source, "fingerprint": data.fingerprint, "key": key}
+    check_output_target(layout.out, cfg.out.overwrite)
+    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
+    variant = get_variant(cfg.model.variant)
+    if data.num_classes < variant.min_classes:
+        raise ConfigError(f"model.variant = {variant.name!r} needs at least {variant.min_classes} classes; "
+                          f"'{data.source}' has {data.num_classes}. Use 'acgan', 'cgan' or 'dcgan'.")
+    run = {"source": data.source, "fingerprint": data.fingerprint, "training": training_signature(cfg),
+           "config": cfg.to_dict()}
+    if layout.run_json.exists():
+        old = read_json(layout.run_json)
+        same = old.get("fingerprint") == run["fingerprint"] and old.get("training") == run["training"]
+        if not same:
+            if not cfg.out.overwrite:
+                raise ConfigError(f"An unfinished run in '{layout.work}' used other data or training settings. "
+                                  "Rerun with the same ones to resume it, or pass --set out.overwrite=true to "
+                                  "discard it.")
+            shutil.rmtree(layout.work)
+    layout.work.mkdir(parents=True, exist_ok=True)
+    if not layout.dataset.exists() or not layout.run_json.exists():
+        data.save(layout.dataset)
+    write_json(layout.plan, plan)
+    write_json(layout.run_json, run)
+    return {"up_to_date": False, "source": data.source, "fingerprint": data.fingerprint, "key": key,
+            "num_images": len(data), "class_names": data.class_names, "counts": data.counts(),
+            "image_size": data.size, "channels": data.channels, "notes": data.notes}
+
+
+def _read(source: str | LabeledImages, cfg: Config) -> LabeledImages:
+    return source if isinstance(source, LabeledImages) else load_dataset(source, cfg.image, cfg.seed,
+                                                                         cfg.data.allow_outside_root)
+
+
+def _output_key(layout: RunLayout) -> str | None:
+    try:
+        return read_json(layout.out_meta).get("run_key")
+    except (OSError, ValueError):
+        return None
+
+
+def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str | Path, name: str) -> dict:
+    """Scheduled runs: load and validate, then place this run at <out_root>/<name>/runs/<run key>. If a
+    complete output for the same data and settings is already there, nothing is written and
+    `up_to_date` is true. Call it holding the dataset's lock (augment.locking.run_lock)."""
+    data = _read(source, cfg)
+    out = scheduled_run_dir(out_root, name, run_key(data.fingerprint, cfg))
+    return {**stage_load(data, cfg, RunLayout.for_output(out)), "out": str(out)}
+
+
+def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:
+    """Synthetic images per class, as validated and written by the load stage."""
+    return read_json(layout.plan)

@@ -1,0 +1,58 @@
+"""The score stage: score every candidate (class head or auxiliary classifier, discriminator realism,
+external classifier, nearest real image in its feature space) and select per class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augment.atomic import read_json, write_atomic, write_json
+from augment.balance import planned_by_index
+from augment.config import Config
+from augment.data.labeled import LabeledImages
+from augment.device import prepare_device
+from augment.generate import Synthetic
+from augment.layout import RunLayout
+from augment.score.candidates import all_candidate_scores, external_judge
+from augment.select import select
+from augment.trained import TrainedModels
+
+
+def stage_score(cfg: Config, layout: RunLayout) -> dict:
+    """Score and select; report shortfalls. Candidates scored in an earlier round keep their scores:
+    only a top-up round's new ones are scored. Writes scores.parquet and selection.json."""
+    data = LabeledImages.load(layout.dataset)
+    names = data.class_names
+    models = TrainedModels(layout, prepare_device(cfg.train))
+    cand = Synthetic.load(layout.candidates)
+    ext, ext_report, real_feats, real_nn = external_judge(cfg, layout, data, models.device)
+    scored = all_candidate_scores(cfg, layout, cand, models, ext, real_feats, names)
+    aux_prob, realism, probs, feats, nn = (scored[k] for k in ("aux_prob", "realism", "probs", "feats", "nn"))
+    labels = cand.labels.numpy()
+    ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
+    ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
+    copy_threshold = float(np.percentile(real_nn, cfg.select.copy_percentile))
+    sel = select(labels, planned_by_index(read_json(layout.plan), names), cfg.select, aux_prob=aux_prob,
+                 ext_prob=ext_prob, ext_pred=ext_pred, nn_distance=nn, features=feats,
+                 copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy())
+    df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
+                       "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
+                       "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason})
+    write_atomic(layout.scores, lambda fh: df.to_parquet(fh, index=False))
+    summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
+               "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
+               "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
+               "copy_threshold": copy_threshold, "external": ext_report.to_dict()}
+    write_json(layout.selection, summary)
+    return summary
+
+
+def kept_candidates(layout: RunLayout) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The kept synthetic images (uint8) and their labels, from a scored work folder; None before any
+    candidate was generated."""
+    if not layout.candidates.exists():
+        return None
+    cand = Synthetic.load(layout.candidates)
+    kept = torch.from_numpy(pd.read_parquet(layout.scores)["kept"].to_numpy(bool).copy())
+    return cand.images[kept], cand.labels[kept]

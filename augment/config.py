@@ -11,11 +11,14 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
+from augment.balance import check_strategy
 from augment.errors import ConfigError
+from augment.models import VARIANTS
 
 
 def _setting(default: Any, accepts: str, check: Callable[[Any], bool], doc: str = "") -> Any:
@@ -77,8 +80,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    variant: str = _setting("acgan", "one of the registered variants", lambda v: isinstance(v, str))
-    latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024))
+    variant: str = _setting("acgan", "'acgan', 'cgan', 'gan-cls' or 'dcgan'", lambda v: isinstance(v, str),
+                            "the GAN (see GAN family)")
+    latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024), "size of the generator's noise")
     width: int = _setting(64, "an integer from 4 to 512", _int_in(4, 512),
                           "channel count of the widest-resolution layers; deeper layers double it")
     arch: str = _setting("dcgan", "'dcgan' or 'classic'", _one_of("dcgan", "classic"),
@@ -93,37 +97,42 @@ class ModelConfig:
                                          "spectral normalisation in the discriminator; 'auto' turns it on for "
                                          "the conditional variants (acgan, cgan, gan-cls), off for dcgan")
     aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
-                                      "acgan: weight of the class-head loss on fake images in the discriminator "
-                                      "(1 = original ACGAN; 0 = real images only, which keeps the head from "
-                                      "learning the generator's own code instead of the classes)")
+                                      "acgan: weight of the class head's loss on fake images (1 = original ACGAN; "
+                                      "0 keeps the head from learning the generator's own code)")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = _setting(3000, "a positive integer", _int_in(1))
-    batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536))
-    lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True))
-    optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"))
-    beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
-    beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
-    device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"))
+    steps: int = _setting(3000, "a positive integer", _int_in(1),
+                          "generator steps (enough for the demo; MNIST-LT was measured up to 20,000)")
+    batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536),
+                               "images per batch (halved automatically, down to 2, when the device runs out of memory)")
+    lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
+                         "learning rate of both networks")
+    optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"),
+                              "Adam (as DCGAN) or RMSprop (as the Keras ACGAN write-up)")
+    beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta1")
+    beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta2")
+    device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"),
+                           "where training, generation and scoring run; 'auto' takes CUDA when there is one")
     checkpoint_every: int = _setting(500, "a positive integer", _int_in(1),
                                      "steps between checkpoints, sample grids and quality checks")
     log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl")
-    keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1), "how many recent checkpoints to keep (plus the best)")
+    keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1),
+                                     "how many recent checkpoints to keep (plus the best)")
     best_tolerance: float = _setting(0.0, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                     "best.pt is the latest checkpoint whose quality score is within this of the "
-                                     "highest so far (0 = the first to reach the highest); on MNIST-LT 0.02 (always "
-                                     "the last of 5,000 steps) gave logistic regression +0.003 and the CNN -0.004")
-    ema: bool = _setting(True, "true or false", _is_bool, "keep an exponential moving average of the generator and generate from it")
-    ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)
+                                     "best.pt is the latest checkpoint scoring within this of the highest so far "
+                                     "(0 = the first to reach the highest)")
+    ema: bool = _setting(True, "true or false", _is_bool,
+                         "keep an exponential moving average of the generator and generate from it")
+    ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
+                                "decay of the generator's moving average (warmed up over the first steps)")
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
                                   "how real batches are drawn: every class equally often, or as the dataset is")
-    threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0))
+    threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0), "CPU threads torch uses")
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
-                                     "on the CPU (Linux, glibc): serve large buffers from the heap and keep "
-                                     "freed memory in the process, so each step does not fault its "
-                                     "activations' pages in again (process-wide; false leaves malloc alone)")
+                                     "on the CPU (Linux, glibc): keep freed memory in the process so steps do not "
+                                     "fault pages in again (process-wide)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
                                  "discriminator steps per generator step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
@@ -141,16 +150,13 @@ class TrainConfig:
                                          "learning rates are multiplied by this at each rollback")
     compile: bool | str = _setting(False, "true, false, 'reduce-overhead' or 'max-autotune'",
                                    lambda v: _is_bool(v) or v in ("reduce-overhead", "max-autotune"),
-                                   "torch.compile the networks (true = default mode; pays on GPUs; on this 2-core "
-                                   "CPU it was 6% slower and took 70 s to compile)")
+                                   "torch.compile the networks (pays on GPUs, not on the CPU)")
     precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
                               "arithmetic of training and generation: auto = bf16 autocast on CUDA and on CPUs "
-                              "with AMX (2.5-3x fp32 there), fp32 on other CPUs; bf16 needs CUDA or a CPU with "
-                              "AMX or AVX-512 BF16")
+                              "with AMX, fp32 elsewhere; dataset.json records the choice")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
-                                  "stop training after this many seconds (checkpointing where it stops); it bounds the "
-                                  "whole training stage: an auxiliary classifier's time comes off it, and "
-                                  "per-class generators share the rest")
+                                  "time limit of the whole training stage (checkpointing where it stops); "
+                                  "per-class generators share it")
     diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
                                 lambda v: isinstance(v, str) and all(
                                     p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),
@@ -161,14 +167,18 @@ class TrainConfig:
 class BalanceConfig:
     sampling_strategy: str | dict = _setting(
         "auto",
-        "'auto', 'not majority', 'minority', 'not minority', 'all', 'target:N', 'ratio:R' or a {class = count} table",
-        _sampling_strategy_ok)
+        "imbalanced-learn's 'auto', 'not majority', 'minority', 'not minority', 'all'; 'target:N', 'ratio:R'; "
+        "or a {class = count} table",
+        _sampling_strategy_ok,
+        "each class's size after augmentation: 'auto' fills every class up to the largest, 'target:N' to N, "
+        "'ratio:R' to R x the largest")
 
 
 @dataclass
 class SelectConfig:
     min_aux_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                   "smallest auxiliary-classifier probability of the intended class that a kept image may have")
+                                   "smallest auxiliary-classifier probability of the intended class that a kept "
+                                   "image may have")
     min_ext_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
                                    "smallest external-classifier probability of the intended class")
     require_agreement: bool = _setting(True, "true or false", _is_bool,
@@ -204,12 +214,15 @@ class ScoreConfig:
 @dataclass
 class OutConfig:
     overwrite: bool = _setting(False, "true or false", _is_bool,
-                               "replace an existing non-empty output folder (the old one is removed only after the new one is complete)")
+                               "replace an existing non-empty output folder (the old one is removed only after "
+                               "the new one is complete)")
 
 
 @dataclass
 class Config:
-    seed: int = _setting(0, "a non-negative integer", _int_in(0))
+    seed: int = _setting(0, "a non-negative integer", _int_in(0),
+                         "seeds weights, batches, noise and generation: the same seed and inputs give the same "
+                         "manifest rows")
     image: ImageConfig = field(default_factory=ImageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -327,9 +340,6 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
 
 def check_combinations(cfg: Config) -> None:
     """Checks that involve more than one key or a registry."""
-    from augment.balance import check_strategy
-    from augment.models import VARIANTS  # the registry imports config types, so import late
-
     check_strategy(cfg.balance.sampling_strategy)
     if cfg.model.variant not in VARIANTS:
         raise ConfigError(f"The 'model.variant' setting must be one of {sorted(VARIANTS)}. "

@@ -1,13 +1,14 @@
 """The `augment` command: `augment demo` and `augment run`.
 
 Exit status: 0 success; 2 bad input or config (message on stderr, no output folder left);
-1 unexpected failure; 130 interrupted (rerun the same command to resume).
+1 unexpected failure; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun the same command to resume.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -132,7 +133,8 @@ def _run(args, progress: _Progress) -> None:
 
     cfg = build_config(args.config, args.sets)
     started = time.perf_counter()
-    summary = run_pipeline(args.data, cfg, args.out, Stages(on_progress=progress.step, on_stage=progress.stage))
+    summary = run_pipeline(args.data, cfg, args.out, Stages(on_progress=progress.step, on_stage=progress.stage),
+                           inputs=[Path(args.config)] if args.config else [])
     progress.close()
     _print_summary(summary, started)
 
@@ -165,20 +167,30 @@ def _export(args, progress: _Progress) -> None:
           f"to {r['to']}")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, like Ctrl-C, so that every temp file and folder is cleaned up."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[augment] %(levelname)s: %(message)s")
     progress = _Progress(args.quiet)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         {"demo": _demo, "run": _run, "evaluate": _evaluate, "export": _export}[args.command](args, progress)
     except AugmentError as exc:
         progress.close()
         print(f"augment: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         progress.close()
-        print("augment: interrupted; rerun the same command to resume from the last checkpoint.", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"augment: {how}; rerun the same command to resume from the last checkpoint.", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a bug, not the user's doing: say so, keep the traceback
         progress.close()
         import traceback
@@ -187,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"augment: unexpected failure ({type(exc).__name__}: {exc}). Please report it with the "
               "traceback above.", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -20,6 +20,10 @@ from augment.balance import check_strategy
 from augment.errors import ConfigError
 from augment.models import VARIANTS
 
+# Every library that receives a seed takes this one, with the offsets augment adds (seed * 2 + 2 for
+# torch generators; scikit-learn and numpy accept up to 2**32 - 1).
+MAX_SEED = 2**31 - 1
+
 
 def _setting(default: Any, accepts: str, check: Callable[[Any], bool], doc: str = "") -> Any:
     """A config field with the human description of what it accepts and a check for it."""
@@ -220,7 +224,7 @@ class OutConfig:
 
 @dataclass
 class Config:
-    seed: int = _setting(0, "a non-negative integer", _int_in(0),
+    seed: int = _setting(0, f"an integer from 0 to {MAX_SEED}", _int_in(0, MAX_SEED),
                          "seeds weights, batches, noise and generation: the same seed and inputs give the same "
                          "manifest rows")
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -314,8 +318,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"Config file '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Config file '{path}' is a folder; give the path of a TOML file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file '{path}' is not text (not UTF-8); give a TOML file.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file '{path}' is not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise ConfigError(f"Config file '{path}' cannot be read: {exc.strerror}.") from None
 
 
 def build_config(file: str | Path | None = None, sets: Iterable[str] = (),

@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from augment.atomic import fsync_dir, fsync_file, fsync_tree, temp_name
-from augment.errors import ConfigError, OutputError
+from augment.data.names import safe_component
+from augment.errors import ConfigError, OutputError, as_output_error
+from augment.locking import run_lock
 
 FORMATS = ("imagefolder", "npz", "csv")
 
@@ -29,6 +31,7 @@ def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.Da
         raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
     meta = json.loads((run / "dataset.json").read_text())
     m = pd.read_parquet(run / "manifest.parquet")
+    _check_manifest(run, m, meta)
     if kept_only:
         m = m[m["kept"]]
     if synthetic_only:
@@ -39,30 +42,60 @@ def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.Da
     return meta, m.reset_index(drop=True)
 
 
+def _check_manifest(run: Path, m: pd.DataFrame, meta: dict) -> None:
+    """Every row names a file `images|rejected/<its class's folder>/<file>.png` inside the run folder: an
+    edited manifest must not make export read or write anywhere else."""
+    dirs = meta.get("class_dirs", {})
+    for i, (path, name) in enumerate(zip(m["path"].astype(str), m["class_name"].astype(str))):
+        parts = PurePosixPath(path).parts
+        ok = (len(parts) == 3 and parts[0] in ("images", "rejected") and parts[1] == dirs.get(name, parts[1])
+              and parts[1] == safe_component(parts[1]) and parts[2] == safe_component(parts[2])
+              and (run / path).resolve().is_relative_to(run.resolve()))
+        if not ok:
+            raise OutputError(f"'{run}/manifest.parquet' row {i} names '{path}' for class {name!r}, which is not "
+                              "an image of that class inside the run folder (outside the run folder, or edited). "
+                              "Export refuses it; restore the manifest or rerun.")
+
+
+def _check_target(run: Path, to: Path) -> None:
+    if to.resolve().is_relative_to(run.resolve()):
+        raise OutputError(f"--to '{to}' is inside the run folder '{run}'. Export next to the run, not into it.")
+    if to.exists() or to.is_symlink():
+        raise OutputError(f"--to '{to}' exists. Choose a new path; export never replaces what is there.")
+    for parent in to.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"--to '{to}': '{parent}' is not a folder. Choose another path.")
+            break
+
+
 def export_run(run: str | Path, to: str | Path, fmt: str, synthetic_only: bool = False,
                kept_only: bool = False) -> dict:
+    """Write the chosen rows of a finished run to `to` (which must not exist), holding `to`'s lock."""
     run, to = Path(run), Path(to)
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}. Got {fmt!r} instead.")
-    if to.exists():
-        raise OutputError(f"--to '{to}' exists. Choose a new path; export never replaces what is there.")
+    _check_target(run, to)
     meta, rows = _rows(run, synthetic_only, kept_only)
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(to)
-    try:
-        {"imagefolder": _imagefolder, "npz": _npz, "csv": _csv}[fmt](run, tmp, meta, rows)
-        if tmp.is_dir():
-            fsync_tree(tmp)
-        else:
-            fsync_file(tmp)
-        os.rename(tmp, to)
-        fsync_dir(to.parent)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        raise
+    with run_lock(to.parent / f".{to.name}.lock"):
+        _check_target(run, to)  # another export may have finished while this one waited
+        tmp = temp_name(to)
+        try:
+            {"imagefolder": _imagefolder, "npz": _npz, "csv": _csv}[fmt](run, tmp, meta, rows)
+            if tmp.is_dir():
+                fsync_tree(tmp)
+            else:
+                fsync_file(tmp)
+            os.rename(tmp, to)
+            fsync_dir(to.parent)
+        except BaseException as exc:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise as_output_error(exc, to) from exc
+            raise
     return {"to": str(to), "format": fmt, "rows": len(rows), "synthetic": int(rows["is_synthetic"].sum()),
             "classes": sorted(rows["class_name"].unique().tolist())}
 
@@ -74,11 +107,13 @@ def _with_source(rows: pd.DataFrame, run: Path, new_paths: list[str]) -> pd.Data
     return out
 
 
-def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str) -> list[str]:
+def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str,
+                 rename: dict[str, str] | None = None) -> list[str]:
     paths = []
     for p in rows["path"]:
         rel = Path(p)
-        dest = Path(prefix) / rel.parent.name / rel.name  # <prefix>/<class dir>/<file>
+        folder = (rename or {}).get(rel.parent.name.lower(), rel.parent.name)
+        dest = Path(prefix) / folder / rel.name  # <prefix>/<class dir>/<file>
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / p, root / dest)
         paths.append(dest.as_posix())
@@ -86,8 +121,10 @@ def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str) -> list
 
 
 def _imagefolder(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
+    """TO/<the run's class folder>/<file>.png; a class whose folder is named like the manifest file gets
+    `-class` appended (manifest.csv keeps every row's class_name and label as the run has them)."""
     tmp.mkdir()
-    new = _copy_images(run, tmp, rows, ".")
+    new = _copy_images(run, tmp, rows, ".", rename={"manifest.csv": "manifest.csv-class"})
     _with_source(rows, run, new).to_csv(tmp / "manifest.csv", index=False)
 
 

@@ -85,6 +85,11 @@ class RunLayout:
         """Each real image's distance to its nearest other real image, in that feature space."""
         return self.work / f"real_nn_distance-{_short_hash(external_key)}.npy"
 
+    @property
+    def lock(self) -> Path:
+        """Held for the whole run, so that two runs never write the same output (augment.locking)."""
+        return self.out.parent / f".{self.out.name}.lock"
+
     # ------------------------------------------------------------ output folder
 
     @property

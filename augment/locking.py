@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from augment.errors import AugmentError
+from augment.errors import AugmentError, as_output_error
 from augment.fsutil import pid_alive
 
 
@@ -34,11 +34,23 @@ def _stale(path: Path, stale_after: float) -> bool:
     return age > stale_after
 
 
+def _holder(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text())
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder["since"])))
+        return f"pid {holder['pid']} on host {holder['host']} (since {since})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that left no readable record"
+
+
 @contextmanager
 def run_lock(path: str | Path, timeout: float = 0.0, stale_after: float = 6 * 3600,
              poll: float = 1.0) -> Iterator[Path]:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_output_error(exc, path.parent) from exc
     me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
     deadline = time.monotonic() + timeout
     while True:
@@ -52,12 +64,8 @@ def run_lock(path: str | Path, timeout: float = 0.0, stale_after: float = 6 * 36
                 path.unlink(missing_ok=True)
                 continue
             if time.monotonic() >= deadline:
-                try:
-                    holder = path.read_text()
-                except OSError:
-                    holder = "?"
-                raise RunLockedError(f"Another run is writing '{path.parent}' (lock '{path}' held by {holder}). "
-                                     "Wait for it, or remove the lock file if that run is gone.") from None
+                raise RunLockedError(f"Another run is writing here: the lock '{path}' is held by {_holder(path)}. "
+                                     "Wait for it to finish, or remove the lock file if that run is gone.") from None
             time.sleep(poll)
     try:
         yield path

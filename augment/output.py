@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +43,17 @@ def check_output_target(out: Path, overwrite: bool) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"Cannot write in '{parent.resolve()}' (permission denied). Choose a writable --out.")
+
+
+def check_not_over_inputs(out: Path, inputs: Sequence[Path]) -> None:
+    """Refuse an output location that is, contains, or lies inside an input (a data folder, a manifest's
+    folder, a config file): writing there, or replacing it with out.overwrite, would destroy the input."""
+    target = Path(out).resolve()
+    for given in inputs:
+        inp = Path(given).resolve()
+        if inp.is_relative_to(target) or target.is_relative_to(inp):
+            raise OutputError(f"--out '{out}' overlaps the input '{given}' (it is, contains or lies inside it), so "
+                              "writing the output could destroy the input. Choose an --out outside it.")
 
 
 def clean_stale_temps(out: Path) -> list[str]:

@@ -8,7 +8,7 @@ checkpoint); the output folder appears only when complete.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandas as pd
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
+from augment.locking import run_lock
 from augment.stages import (
     stage_export,
     stage_generate,
@@ -87,13 +88,16 @@ def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, exp
     return stages.export(cfg, layout)
 
 
-def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stages: Stages | None = None) -> dict:
-    """Load `source` and run every stage into the output folder `out`; a finished output for the same data
-    and settings is left as it is (`up_to_date`)."""
+def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stages: Stages | None = None,
+                 inputs: Sequence[Path] = ()) -> dict:
+    """Load `source` and run every stage into the output folder `out`, holding the output's lock; a
+    finished output for the same data and settings is left as it is (`up_to_date`). `out` may not
+    overlap the data nor any of `inputs` (the config file)."""
     stages = stages or Stages()
     layout = RunLayout.for_output(out)
-    stages.tell("load")
-    if stage_load(source, cfg, layout)["up_to_date"]:
-        stages.tell("up to date: the same data and settings produced this output before")
-        return {**summary_from_output(layout.out), "up_to_date": True}
-    return run_stages(cfg, layout, stages)
+    with run_lock(layout.lock):
+        stages.tell("load")
+        if stage_load(source, cfg, layout, inputs)["up_to_date"]:
+            stages.tell("up to date: the same data and settings produced this output before")
+            return {**summary_from_output(layout.out), "up_to_date": True}
+        return run_stages(cfg, layout, stages)

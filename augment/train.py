@@ -259,6 +259,7 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     if saved is not None:
         _check_resumable(saved, cfg, data)
         st.restore(saved)
+        _restore_best_mark(st, files)
     start = st.step
     # the state to roll back to before the first checkpoint exists (kept in memory, never written)
     anchor = copy.deepcopy(st.capture(header)) if saved is None else None
@@ -450,6 +451,18 @@ def save_snapshot(st: TrainState, header: dict, files: TrainFiles, cfg: Config, 
     if report is not None:
         _append_stats(files.stats, {"step": step, **{f"quality_{k}": v for k, v in report.items()}})
     return path
+
+
+def _restore_best_mark(st: TrainState, files: TrainFiles) -> None:
+    """A run stopped between writing a checkpoint and copying it to best.pt (a full disk, a kill) left the
+    checkpoint saying it is the best while best.pt is missing or older: finish that copy now, so the
+    checkpoint and best.pt always change together as far as a resumed run can tell."""
+    best_ckpt = ckpt.checkpoint_path(files.checkpoints, int(st.best["step"]))
+    best = files.checkpoints / ckpt.BEST
+    if not best_ckpt.exists():
+        return
+    if not best.exists() or int(ckpt.load_checkpoint(best).get("step", -1)) != int(st.best["step"]):
+        copy_file(best_ckpt, best)
 
 
 def diagnose(step: int, log: StatsLog, out: StepResult, tc: TrainConfig, num_classes: int) -> str | None:

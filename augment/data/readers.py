@@ -43,6 +43,7 @@ class FileIndex:
     ids: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)  # folders whose name starts with a dot: not classes
 
 
 def load_dataset(spec: str, image: ImageConfig | None = None, seed: int = 0,
@@ -70,6 +71,20 @@ def load_dataset(spec: str, image: ImageConfig | None = None, seed: int = 0,
     if not path.exists():
         raise DatasetError(f"Dataset '{spec}' does not exist. SPEC must be {SPEC_HELP}.")
     raise DatasetError(f"Dataset '{spec}' is not a format augment reads. SPEC must be {SPEC_HELP}.")
+
+
+def input_paths(spec: str) -> list[Path]:
+    """The files and folders a SPEC reads from, which an output must never replace or lie inside: the
+    ImageFolder directory, a manifest's folder (its images are named relative to it), the .npz file,
+    the torchvision root. Empty for the embedded datasets."""
+    name, _ = _split_suffix(str(spec))
+    if name in ("digits", "digits-lt"):
+        return []
+    if name.startswith("torchvision:"):
+        parts = name.split(":")
+        return [Path(parts[2])] if len(parts) > 2 else []
+    path = Path(name)
+    return [path.parent if path.suffix.lower() in (".csv", ".parquet") else path]
 
 
 def _split_suffix(spec: str) -> tuple[str, str | None]:
@@ -121,10 +136,11 @@ def index_folder(root: Path) -> FileIndex:
         return idx
     idx.class_names = [e.name for e in class_dirs]
     idx.skipped = list(loose)
+    idx.hidden = [e.name for e in entries if e.is_dir() and e.name.startswith(".")]
+    owner: dict[Path, tuple[int, str]] = {}  # each real file: the class and path it was first read under
     for ci, d in enumerate(class_dirs):
         found = 0
-        for dirpath, dirnames, filenames in os.walk(d.path, followlinks=True):
-            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for dirpath, filenames in _walk_class(Path(d.path), real_root):
             for n in sorted(filenames):
                 p = Path(dirpath) / n
                 rel = p.relative_to(root).as_posix()
@@ -133,21 +149,58 @@ def index_folder(root: Path) -> FileIndex:
                 if not _is_image(n):
                     idx.skipped.append(rel)
                     continue
-                _add_file(idx, p, rel, ci, real_root)
-                found += 1
+                found += _add_file(idx, p, rel, ci, real_root, owner)
         if found == 0:
             raise DatasetError(f"Class folder '{d.path}' holds no image files "
                                f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder.")
     return idx
 
 
-def _add_file(idx: FileIndex, path: Path, rel: str, label: int, root: Path) -> None:
+def _walk_class(folder: Path, real_root: Path):
+    """os.walk over a class folder that follows links to folders only inside the dataset and never into a
+    folder that contains the link (a cycle) or one already walked: those end with a DatasetError."""
+    walked = {folder.resolve()}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        keep = []
+        for n in sorted(dirnames):
+            if n.startswith("."):
+                continue
+            sub = Path(dirpath) / n
+            if sub.is_symlink():
+                target = sub.resolve()
+                if not _inside(sub, real_root):
+                    raise DatasetError(f"'{sub}' is a link to '{target}', outside the dataset folder '{real_root}'. "
+                                       "Copy the files into the dataset or remove the link.")
+                if sub.parent.resolve().is_relative_to(target) or target in walked:
+                    raise DatasetError(f"'{sub}' is a link to '{target}', a folder that contains it or was read "
+                                       "already (a cycle). Remove the link.")
+            walked.add(sub.resolve())
+            keep.append(n)
+        dirnames[:] = keep
+        yield dirpath, filenames
+
+
+def _add_file(idx: FileIndex, path: Path, rel: str, label: int, root: Path,
+              owner: dict[Path, tuple[int, str]] | None = None) -> int:
+    """Index one file; returns 1, or 0 for a second link to a file already read in the same class."""
     if not _inside(path, root):
         raise DatasetError(f"'{path}' is a link to '{path.resolve()}', outside the dataset folder '{root}'. "
                            "Copy the file into the dataset or remove the link.")
+    if owner is not None:
+        real = path.resolve()
+        if real in owner:
+            first_label, first_rel = owner[real]
+            if first_label != label:
+                raise DatasetError(f"'{real}' is reached as '{first_rel}' and as '{rel}', under two classes "
+                                   f"('{idx.class_names[first_label]}' and '{idx.class_names[label]}'). "
+                                   "Remove the link so that each file has one label.")
+            idx.skipped.append(rel)
+            return 0
+        owner[real] = (label, rel)
     idx.paths.append(path)
     idx.labels.append(label)
     idx.ids.append(_file_id(rel))
+    return 1
 
 
 def _sorted_labels(values: list[str]) -> list[str]:
@@ -239,6 +292,8 @@ def _decode_index(idx: FileIndex, image: ImageConfig, spec: str) -> LabeledImage
     if idx.skipped:
         notes["skipped_files"] = len(idx.skipped)
         notes["skipped_examples"] = idx.skipped[:10]
+    if idx.hidden:
+        notes["hidden_folders_skipped"] = idx.hidden[:10]
     multi = sum(d.frames > 1 for d in decoded)
     if multi:
         notes["multi_frame_first_frame_used"] = multi

@@ -4,6 +4,7 @@ work folder. Everything that can be refused is refused here, before anything is 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from augment.atomic import read_json, write_json
@@ -11,17 +12,22 @@ from augment.balance import plan_synthetic
 from augment.cache import run_key
 from augment.config import Config
 from augment.data.labeled import LabeledImages
-from augment.data.readers import load_dataset
-from augment.errors import ConfigError
+from augment.data.readers import input_paths, load_dataset
+from augment.errors import ConfigError, as_output_error
 from augment.layout import RunLayout, scheduled_run_dir
 from augment.models import get_variant
-from augment.output import check_output_target
+from augment.output import check_not_over_inputs, check_output_target
 from augment.train import training_signature
 
 
-def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> dict:
+def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inputs: Sequence[Path] = ()) -> dict:
     """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
-    work folder. Returns `up_to_date: True` (and does nothing) when this output was already made."""
+    work folder. Returns `up_to_date: True` (and does nothing) when this output was already made.
+    The output may not overlap the data's files nor any of `inputs` (e.g. the config file)."""
+    if isinstance(source, str):
+        check_not_over_inputs(layout.out, [*input_paths(source), *inputs])
+    else:
+        check_not_over_inputs(layout.out, inputs)
     data = _read(source, cfg)
     key = run_key(data.fingerprint, cfg)
     if _output_key(layout) == key:  # the same run finished before: nothing to do
@@ -44,7 +50,10 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout) -> d
                                   "Rerun with the same ones to resume it, or pass --set out.overwrite=true to "
                                   "discard it.")
             shutil.rmtree(layout.work)
-    layout.work.mkdir(parents=True, exist_ok=True)
+    try:
+        layout.work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_output_error(exc, layout.work) from exc
     if not layout.dataset.exists() or not layout.run_json.exists():
         data.save(layout.dataset)
     write_json(layout.plan, plan)

@@ -208,8 +208,9 @@ def augment_dataset(data: str, out: str | None = None, config: dict[str, Any] | 
         raise ValueError("give either out, or out_root and name")
     ensure_device_limit(cfg)
     if out is not None:
-        up_to_date = load(data, cfg.to_dict(), out)["up_to_date"]
-        summary = summary_from_output(out) if up_to_date else _stages(cfg, out, cache)
+        with run_lock(RunLayout.for_output(out).lock, timeout=lock_timeout):
+            up_to_date = load(data, cfg.to_dict(), out)["up_to_date"]
+            summary = summary_from_output(out) if up_to_date else _stages(cfg, out, cache)
         summary["up_to_date"] = up_to_date
     else:
         with run_lock(Path(out_root) / name / ".lock", timeout=lock_timeout):

@@ -244,3 +244,41 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_the_rerun_resumes(folder, tmp_path):
     assert subprocess.run(rerun, capture_output=True).returncode == 0
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["training"]["resumed_from"] == reached and meta["training"]["steps"] == reached + 2
+
+
+# ---------------------------------------------------------------- bounded memory
+
+
+def test_a_large_photo_is_decoded_at_reduced_scale_and_normalised_from_its_size_on_disk(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from augment.data.decode import decode_image
+
+    y, x = np.mgrid[0:1500, 0:2000]
+    photo = np.stack([x * 255 // 2000, y * 255 // 1500, (x + y) * 255 // 3500], -1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+    decoded = decode_image(tmp_path / "photo.jpg", max_pixels=50_000_000, max_side=256)
+    assert decoded.shape == (1500, 2000)
+    assert 256 <= min(decoded.pixels.shape[:2]) < 1500 // 2  # never decoded at full size
+    full = decode_image(tmp_path / "photo.jpg", max_pixels=50_000_000)
+    assert full.pixels.shape[:2] == (1500, 2000)
+
+
+def test_wide_features_are_projected_before_the_quality_metrics():
+    import numpy as np
+
+    from augment.score.metrics import MAX_FEATURE_DIM, MetricInputs, bounded_features, quality_table
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.random((30, 12_288)), rng.random((20, 12_288))
+    r, f = bounded_features(real, fake)
+    assert r.shape == (30, MAX_FEATURE_DIM) and f.shape == (20, MAX_FEATURE_DIM)
+    near = np.linalg.norm(real[0] - real[1]), np.linalg.norm(r[0] - r[1])
+    assert abs(near[1] / near[0] - 1) < 0.2  # distances survive the projection
+    narrow = rng.random((30, 64))
+    assert bounded_features(narrow, narrow)[0] is narrow  # narrow features are left alone
+    labels = np.repeat([0, 1], [15, 15])
+    inputs = MetricInputs(real, fake, np.repeat([0, 1], 10), np.repeat([0, 1], 10), 2, 0.1)
+    table = quality_table(real, labels, inputs, ["a", "b"])
+    assert table["frechet_distance"].notna().all()

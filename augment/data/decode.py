@@ -22,14 +22,18 @@ class Decoded:
     pixels: np.ndarray
     mode: str
     frames: int = 1
+    shape: tuple[int, int] = (0, 0)  # (H, W) on disk, before any reduction
 
     @property
     def is_gray(self) -> bool:
         return self.pixels.ndim == 2
 
 
-def decode_image(path: str | Path, max_pixels: int) -> Decoded:
-    """Open, size-check (before decoding), fully decode and convert to L or RGB uint8."""
+def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None) -> Decoded:
+    """Open, size-check (before decoding), decode and convert to L or RGB uint8. With `max_side`, an image
+    whose shorter side is longer is decoded at reduced scale (JPEG: by the decoder, so the full-size image
+    is never in memory; other formats: reduced right after decoding) to a shorter side of at least
+    `max_side`, so that a dataset of photos is never held at full size."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -44,9 +48,13 @@ def decode_image(path: str | Path, max_pixels: int) -> Decoded:
                     raise DatasetError(f"Image '{path}' has zero width or height.")
                 frames = int(getattr(im, "n_frames", 1) or 1)
                 im.seek(0)
+                factor = min(w, h) // max_side if max_side else 1
+                if factor >= 2 and im.format == "JPEG":
+                    im.draft(im.mode, (-(-w // factor), -(-h // factor)))
                 im.load()
                 mode = im.mode
-                pixels = _to_uint8(im)
+                reduce = min(im.size) // max_side if max_side else 1
+                pixels = _to_uint8(im.reduce(reduce) if reduce >= 2 else im)
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -56,7 +64,7 @@ def decode_image(path: str | Path, max_pixels: int) -> Decoded:
         size = path.stat().st_size if path.exists() else -1
         what = "is empty (0 bytes)" if size == 0 else f"cannot be decoded as an image ({type(exc).__name__}: {exc})"
         raise DatasetError(f"Image file '{path}' {what}. Remove or replace the file.") from None
-    return Decoded(pixels, mode, frames)
+    return Decoded(pixels, mode, frames, (h, w))
 
 
 def _to_uint8(im: Image.Image) -> np.ndarray:

@@ -67,11 +67,12 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
 
 
 def normalize_images(pixels: Sequence[np.ndarray], size: int | str, channels: int | str,
-                     notes: dict) -> np.ndarray:
-    """A list of (H, W[, 3]) uint8 arrays -> one (N, C, S, S) uint8 array; counts go into `notes`."""
+                     notes: dict, shapes: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """A list of (H, W[, 3]) uint8 arrays -> one (N, C, S, S) uint8 array; counts go into `notes`.
+    `shapes`: the images' sizes on disk where they were decoded at reduced scale ('auto' size uses them)."""
     if not pixels:
         raise DatasetError("The dataset holds no images.")
-    s = choose_size([p.shape[:2] for p in pixels], size, notes)
+    s = choose_size(list(shapes) if shapes is not None else [p.shape[:2] for p in pixels], size, notes)
     colour = [has_colour(p) for p in pixels]
     c = choose_channels(colour, channels)
     out = np.empty((len(pixels), s, s, c), dtype=np.uint8)

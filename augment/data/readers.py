@@ -25,7 +25,7 @@ from augment.data.decode import IMAGE_EXTENSIONS, decode_image
 from augment.data.labeled import LabeledImages
 from augment.data.longtail import exponential_counts, subsample_per_class
 from augment.data.names import safe_component
-from augment.data.normalize import normalize_array, normalize_images
+from augment.data.normalize import MAX_SIZE, normalize_array, normalize_images
 from augment.errors import DatasetError
 
 SPEC_HELP = ("an ImageFolder directory, a .csv/.parquet manifest (path,label), a .npz (x,y), "
@@ -287,7 +287,8 @@ def _decode_index(idx: FileIndex, image: ImageConfig, spec: str) -> LabeledImage
     if len(set(idx.ids)) != len(idx.ids):
         dup = next(i for i in idx.ids if idx.ids.count(i) > 1)
         raise DatasetError(f"Two files of '{spec}' map to the same sample id '{dup}'. Rename one of them.")
-    decoded = [decode_image(p, image.max_pixels) for p in idx.paths]
+    # Photos are decoded at reduced scale (shorter side >= 4 x the largest GAN size): memory stays bounded
+    decoded = [decode_image(p, image.max_pixels, max_side=4 * MAX_SIZE) for p in idx.paths]
     notes: dict = {}
     if idx.skipped:
         notes["skipped_files"] = len(idx.skipped)
@@ -301,7 +302,7 @@ def _decode_index(idx: FileIndex, image: ImageConfig, spec: str) -> LabeledImage
     for d in decoded:
         modes[d.mode] = modes.get(d.mode, 0) + 1
     notes["source_modes"] = modes
-    x = normalize_images([d.pixels for d in decoded], image.size, image.channels, notes)
+    x = normalize_images([d.pixels for d in decoded], image.size, image.channels, notes, [d.shape for d in decoded])
     _note_duplicates(x, notes)
     return LabeledImages(torch.from_numpy(x), torch.from_numpy(labels), list(idx.class_names), list(idx.ids),
                          spec, notes)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class MetricInputs:
 
 
 Metric = Callable[[MetricInputs], dict[str, float]]
+MAX_FEATURE_DIM = 1024  # wider features are projected before the metrics (MNIST pixels, 784, are not)
 METRICS: dict[str, Metric] = {}
 OVERALL_ONLY = {"class_balance_kl"}
 
@@ -139,11 +141,25 @@ def _take(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
     return None if a is None else a[idx]
 
 
+def bounded_features(real: np.ndarray, fake: np.ndarray, seed: int = 0,
+                     max_dim: int = MAX_FEATURE_DIM) -> tuple[np.ndarray, np.ndarray]:
+    """Features wider than `max_dim` (pixels of 64 px RGB images are 12,288) through one seeded Gaussian
+    random projection to `max_dim`, which keeps distances within a few percent (Johnson-Lindenstrauss),
+    so that covariances, their square roots and k-NN distances stay small; narrower ones unchanged."""
+    if real.shape[1] <= max_dim:
+        return real, fake
+    proj = np.random.default_rng(seed).standard_normal((real.shape[1], max_dim)) / np.sqrt(max_dim)
+    return (real @ proj).astype(np.float32), (fake @ proj).astype(np.float32)
+
+
 def quality_table(real_feats: np.ndarray, real_labels: np.ndarray, inputs: MetricInputs,
                   class_names: list[str], max_per_class: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One row per class that has synthetic images, plus 'all'; one column per metric value.
-    Classes are subsampled to `max_per_class` on each side to bound the k-NN metrics' cost."""
+    Classes are subsampled to `max_per_class` on each side to bound the k-NN metrics' cost, and features
+    wider than MAX_FEATURE_DIM are projected (`bounded_features`) to bound their memory."""
     rng = np.random.default_rng(seed)
+    real_feats, fake_feats = bounded_features(real_feats, inputs.fake, seed)
+    inputs = dataclasses.replace(inputs, real=real_feats, fake=fake_feats)
 
     def cap(idx: np.ndarray) -> np.ndarray:
         return np.sort(rng.permutation(idx)[:max_per_class]) if len(idx) > max_per_class else idx

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from augment.errors import AugmentError
+from augment.version import __version__
 
 DEMO_OUT = Path("data/runs")
 # The demo's settings: an 8 px ACGAN small enough to train well on two CPU cores in about a minute.
@@ -28,6 +29,7 @@ DEMO_CONFIG = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="augment", description="Balance a labeled image dataset with a conditional GAN.")
+    p.add_argument("--version", action="version", version=f"augment {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -57,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, metavar="SPEC",
                    help="ImageFolder dir, .csv/.parquet manifest, .npz, 'digits' or torchvision:NAME:ROOT")
     r.add_argument("--out", required=True, type=Path, help="output folder (must not exist or be empty)")
+    r.add_argument("--dry-run", action="store_true", help="check the data, output and settings, print the plan, "
+                   "device and an estimate of the training time, and write nothing")
     common(r)
     return p
 
@@ -97,6 +101,9 @@ def _print_summary(summary: dict, started: float, downstream=None) -> None:
     if downstream is not None:
         print("\nDownstream logistic regression on the held-out test split:")
         print(downstream.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    share = summary.get("synthetic_share")
+    if share:
+        print(f"\nSynthetic share: {share['share']} ({share['reason']}).")
     if summary["shortfall"]:
         print(f"\nWARNING: classes short of the plan: {summary['shortfall']}")
     if summary.get("up_to_date"):
@@ -132,11 +139,30 @@ def _run(args, progress: _Progress) -> None:
     from augment.pipeline import Stages, run_pipeline
 
     cfg = build_config(args.config, args.sets)
+    if args.dry_run:
+        _print_dry_run(args, cfg)
+        return
     started = time.perf_counter()
     summary = run_pipeline(args.data, cfg, args.out, Stages(on_progress=progress.step, on_stage=progress.stage),
                            inputs=[Path(args.config)] if args.config else [])
     progress.close()
     _print_summary(summary, started)
+
+
+def _print_dry_run(args, cfg) -> None:
+    import json
+
+    import pandas as pd
+
+    from augment.dry_run import dry_run
+
+    plan = dry_run(args.data, cfg, args.out, [Path(args.config)] if args.config else [])
+    print(f"Dry run of {plan.source} -> {args.out}: nothing was written.\n")
+    print(pd.DataFrame(plan.classes).to_string(index=False))
+    print(f"\nDevice {plan.device}, precision {plan.precision}; {plan.gans} GAN(s) of {cfg.train.steps} steps at "
+          f"{plan.seconds_per_step * 1000:.0f} ms a step (measured): training about {plan.training_seconds / 60:.1f} "
+          "min, plus generation, scoring and the amount probe.")
+    print("\nSettings:\n" + json.dumps(cfg.to_dict(), indent=2))
 
 
 def _evaluate(args, progress: _Progress) -> None:
@@ -149,14 +175,20 @@ def _evaluate(args, progress: _Progress) -> None:
 
         raise ConfigError(f"--classifiers takes logreg and/or cnn. Got {args.classifiers!r} instead.")
     progress.stage(f"evaluate ({', '.join(classifiers)}; {args.seeds} seed(s))")
-    summary, gaps = evaluate_run(args.run, args.test, classifiers, args.seeds, args.cnn_steps)
+    summary, _ = evaluate_run(args.run, args.test, classifiers, args.seeds, args.cnn_steps)
     cols = ["classifier", "arm", "balanced_accuracy_mean", "balanced_accuracy_std", "macro_f1_mean", "tail_recall_mean"]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    for c, g in gaps.items():
-        if g:
-            print(f"{c}: augmented {g['augmented']:.4f} vs best classical ({g['best_classical']}) "
-                  f"{g['best_classical_value']:.4f}")
+    for row in summary[summary["arm"] == "augmented"].to_dict(orient="records"):
+        ros, best = _interval(row, "minus_random_oversampling"), _interval(row, "minus_best_classical")
+        print(f"{row['classifier']}: augmented - random oversampling {ros}; - best classical arm "
+              f"({row['best_classical']}) {best}  (paired bootstrap 95% intervals; one holding 0 is noise)")
     print(f"\nWritten: {args.run / 'evaluation.csv'}, {args.run / 'evaluation.json'}; report updated.")
+
+
+def _interval(row: dict, name: str) -> str:
+    if row.get(name) is None or row[name] != row[name]:  # absent or NaN
+        return "n/a"
+    return f"{row[name]:+.4f} [{row[f'{name}_low']:+.4f}, {row[f'{name}_high']:+.4f}]"
 
 
 def _export(args, progress: _Progress) -> None:

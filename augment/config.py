@@ -69,7 +69,7 @@ def _sampling_strategy_ok(v: Any) -> bool:
 class ImageConfig:
     size: int | str = _setting("auto", "an integer from 8 to 64, or 'auto'",
                                lambda v: v == "auto" or (_is_int(v) and 8 <= v <= 64),
-                               "side of the square images the GAN sees; 'auto' takes the dataset's most common size")
+                               "side of the square images; 'auto': the most common size")
     channels: int | str = _setting("auto", "1, 3 or 'auto'", lambda v: v in ("auto", 1, 3) and not isinstance(v, bool),
                                    "1 = grayscale, 3 = RGB; 'auto' picks 3 if any image has colour")
     max_pixels: int = _setting(50_000_000, "a positive integer", _int_in(1),
@@ -79,7 +79,7 @@ class ImageConfig:
 @dataclass
 class DataConfig:
     allow_outside_root: bool = _setting(False, "true or false", _is_bool,
-                                        "let a manifest name files outside its own folder (absolute or ../ paths)")
+                                        "let a manifest name files outside its folder")
 
 
 @dataclass
@@ -90,19 +90,17 @@ class ModelConfig:
     width: int = _setting(64, "an integer from 4 to 512", _int_in(4, 512),
                           "channel count of the widest-resolution layers; deeper layers double it")
     arch: str = _setting("dcgan", "'dcgan' or 'classic'", _one_of("dcgan", "classic"),
-                         "backbone: DCGAN-style, or exactly the PyTorch ACGAN write-up's ('classic', acgan only)")
+                         "backbone; 'classic': the PyTorch ACGAN write-up's (acgan only)")
     loss: str = _setting("bce", "'bce', 'lsgan', 'hinge' or 'wgan-gp'", _one_of("bce", "lsgan", "hinge", "wgan-gp"),
                          "adversarial loss (bce is the non-saturating GAN loss)")
     conditioning: str = _setting("embed_mul", "'embed_mul' or 'concat'", _one_of("embed_mul", "concat"),
-                                 "how the generator takes the label: z times a class embedding, or z with a one-hot")
+                                 "how G takes the label: z x embedding, or z + one-hot")
     d_conditioning: str = _setting("projection", "'projection' or 'channels'", _one_of("projection", "channels"),
-                                   "cgan/gan-cls: label into the discriminator by projection or as one-hot planes")
+                                   "cgan/gan-cls: how D takes the label")
     spectral_norm: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
-                                         "spectral normalisation in the discriminator; 'auto' turns it on for "
-                                         "the conditional variants (acgan, cgan, gan-cls), off for dcgan")
+                                         "spectral norm in the discriminator; 'auto': on except for dcgan")
     aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
-                                      "acgan: weight of the class head's loss on fake images (1 = original ACGAN; "
-                                      "0 keeps the head from learning the generator's own code)")
+                                      "acgan: the class head's loss weight on fake images (1 = original ACGAN)")
 
 
 @dataclass
@@ -110,7 +108,7 @@ class TrainConfig:
     steps: int = _setting(3000, "a positive integer", _int_in(1),
                           "generator steps (enough for the demo; MNIST-LT was measured up to 20,000)")
     batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536),
-                               "images per batch (halved automatically, down to 2, when the device runs out of memory)")
+                               "images per batch (halved on out-of-memory)")
     lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                          "learning rate of both networks")
     optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"),
@@ -118,53 +116,49 @@ class TrainConfig:
     beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta1")
     beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta2")
     device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"),
-                           "where training, generation and scoring run; 'auto' takes CUDA when there is one")
+                           "'auto': CUDA when there is one")
     checkpoint_every: int = _setting(500, "a positive integer", _int_in(1),
                                      "steps between checkpoints, sample grids and quality checks")
     log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl")
     keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1),
                                      "how many recent checkpoints to keep (plus the best)")
     best_tolerance: float = _setting(0.0, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                     "best.pt is the latest checkpoint scoring within this of the highest so far "
-                                     "(0 = the first to reach the highest)")
+                                     "best.pt: the latest checkpoint scoring within this of the highest")
     ema: bool = _setting(True, "true or false", _is_bool,
                          "keep an exponential moving average of the generator and generate from it")
     ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
                                 "decay of the generator's moving average (warmed up over the first steps)")
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
-                                  "how real batches are drawn: every class equally often, or as the dataset is")
+                                  "real batches: every class equally often, or as the data is")
     threads: int = _setting(0, "a non-negative integer (0 = all cores)", _int_in(0), "CPU threads torch uses")
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
-                                     "on the CPU (Linux, glibc): keep freed memory in the process so steps do not "
-                                     "fault pages in again (process-wide)")
+                                     "CPU (glibc): keep freed memory in the process (fewer page faults)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
                                  "discriminator steps per generator step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                 "weight of the WGAN-GP gradient penalty")
     aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
-                              "training steps of the auxiliary classifier for variants without a class head")
+                              "steps of the auxiliary classifier (variants without a class head)")
     health_every: int = _setting(10, "a positive integer", _int_in(1),
                                  "steps between checks for NaN/inf losses and generator collapse")
     collapse_ratio: float = _setting(0.05, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                     "a generator whose per-class spread falls under this share of the real "
-                                     "images' counts as collapsed (0 turns the check off)")
+                                     "per-class spread, relative to real images, under which the generator counts "
+                                     "as collapsed (0: off)")
     max_rollbacks: int = _setting(3, "a non-negative integer", _int_in(0),
-                                  "rollbacks to the last checkpoint after divergence before training stops")
+                                  "rollbacks after divergence before training stops")
     rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                                          "learning rates are multiplied by this at each rollback")
     compile: bool | str = _setting(False, "true, false, 'reduce-overhead' or 'max-autotune'",
                                    lambda v: _is_bool(v) or v in ("reduce-overhead", "max-autotune"),
-                                   "torch.compile the networks (pays on GPUs, not on the CPU)")
+                                   "torch.compile the networks (pays on GPUs)")
     precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
-                              "arithmetic of training and generation: auto = bf16 autocast on CUDA and on CPUs "
-                              "with AMX, fp32 elsewhere; dataset.json records the choice")
+                              "auto: bf16 autocast on CUDA and AMX CPUs, fp32 elsewhere")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
-                                  "time limit of the whole training stage (checkpointing where it stops); "
-                                  "per-class generators share it")
+                                  "time limit of the training stage, checkpointing where it stops")
     diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
                                 lambda v: isinstance(v, str) and all(
                                     p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),
-                                "differentiable augmentation of real and fake images before the discriminator")
+                                "differentiable augmentation before the discriminator")
 
 
 @dataclass
@@ -174,15 +168,24 @@ class BalanceConfig:
         "imbalanced-learn's 'auto', 'not majority', 'minority', 'not minority', 'all'; 'target:N', 'ratio:R'; "
         "or a {class = count} table",
         _sampling_strategy_ok,
-        "each class's size after augmentation: 'auto' fills every class up to the largest, 'target:N' to N, "
-        "'ratio:R' to R x the largest")
+        "each class's size after augmentation ('auto': the largest class's)")
+    synthetic_share: str | float = _setting(
+        "auto", "'auto', 'full', or a number from 0 to 1000",
+        lambda v: v in ("auto", "full") or (_is_num(v) and 0 <= v <= 1000),
+        "synthetic images per class at most this x its real ones, the rest met by weights; 'auto': chosen on "
+        "held-out real images (see Synthetic share)")
+    synthetic_weight: float = _setting(1.0, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
+                                       "a synthetic row's weight relative to a real row of its class")
+    probe_steps: int = _setting(500, "a non-negative integer", _int_in(0),
+                                "'auto': the probe's SmallCNN steps (0: logistic regression only)")
+    probe_seeds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
+                                "'auto': probe trainings per share")
 
 
 @dataclass
 class SelectConfig:
     min_aux_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                   "smallest auxiliary-classifier probability of the intended class that a kept "
-                                   "image may have")
+                                   "floor on the class head's probability of the intended class")
     min_ext_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
                                    "smallest external-classifier probability of the intended class")
     require_agreement: bool = _setting(True, "true or false", _is_bool,
@@ -196,7 +199,7 @@ class SelectConfig:
     oversample: float = _setting(2.0, "a number from 1 to 100", _num_in(1.0, 100.0),
                                  "candidates generated per image the plan asks for")
     max_rounds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
-                               "generation rounds before a class that cannot be filled is reported short")
+                               "generation rounds before a class is reported short")
 
 
 def _external_ok(v) -> bool:
@@ -209,24 +212,21 @@ class ScoreConfig:
                              "the independent classifier that judges synthetic images")
     external_steps: int = _setting(1000, "a positive integer", _int_in(1), "training steps of the 'cnn' recipe")
     min_external_accuracy: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                            "below this held-out balanced accuracy the report calls the "
-                                            "external classifier too weak to judge")
+                                            "below this held-out balanced accuracy the judge is flagged as too weak")
     cas: bool = _setting(True, "true or false", _is_bool,
-                         "compute the classification accuracy score (train on synthetic only, test on held-out real)")
+                         "compute the classification accuracy score")
 
 
 @dataclass
 class OutConfig:
     overwrite: bool = _setting(False, "true or false", _is_bool,
-                               "replace an existing non-empty output folder (the old one is removed only after "
-                               "the new one is complete)")
+                               "replace a non-empty --out once the new output is complete")
 
 
 @dataclass
 class Config:
     seed: int = _setting(0, f"an integer from 0 to {MAX_SEED}", _int_in(0, MAX_SEED),
-                         "seeds weights, batches, noise and generation: the same seed and inputs give the same "
-                         "manifest rows")
+                         "seeds everything: the same seed and inputs give the same manifest rows")
     image: ImageConfig = field(default_factory=ImageConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

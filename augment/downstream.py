@@ -17,10 +17,12 @@ import pandas as pd
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 
+from augment.amount import sample_weights
+from augment.paired import paired_bootstrap
 from augment.score import cnn
 from augment.score.probe import fit_pixel_logreg
 
-CLASSICAL = ("random oversampling", "class-weighted", "smote")
+CLASSICAL = ("imbalanced", "random oversampling", "class-weighted", "smote")  # the arms without synthetic images
 ARM_ORDER = ("imbalanced", "random oversampling", "class-weighted", "smote", "augmented", "synthetic only",
              "full balanced (upper bound)")
 
@@ -30,6 +32,7 @@ class Arm:
     images: np.ndarray   # uint8 (N, C, H, W)
     labels: np.ndarray
     class_weighted: bool = False
+    weights: np.ndarray | None = None  # per image: logistic regression's sample_weight, the CNN's batch draw
 
 
 def tail_classes(train_labels: np.ndarray, num_classes: int, n: int = 3) -> list[int]:
@@ -75,17 +78,29 @@ def mixed_fill(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarra
     return Arm(np.concatenate(xs), np.concatenate(ys))
 
 
+def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
+                    synthetic_weight: float = 1.0, weights: np.ndarray | None = None) -> Arm:
+    """augment's output as a user receives it: the real and the kept synthetic images with the manifest's
+    weights (`weights`), or, without them, weights that balance the classes as the manifest's do."""
+    images, labels = np.concatenate([x, x_aug]), np.concatenate([y, y_aug]).astype(np.int64)
+    if weights is None:
+        synthetic = np.arange(len(labels)) >= len(y)
+        targets = np.full(labels.max() + 1, np.bincount(labels).max())
+        weights = sample_weights(labels, synthetic, np.ones(len(labels), bool), targets, synthetic_weight)
+    return Arm(images, labels, weights=weights)
+
+
 def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,
                y_aug: np.ndarray | None = None, x_syn: np.ndarray | None = None, y_syn: np.ndarray | None = None,
                x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,
-               mix_ratios: tuple[float, ...] = ()) -> dict[str, Arm]:
+               mix_ratios: tuple[float, ...] = (), synthetic_weight: float = 1.0) -> dict[str, Arm]:
     """x_aug/y_aug: the synthetic images added to the real ones for the augmented arm; x_syn/y_syn:
     the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra
     arms that cap each class's synthetic images at ratio x its real ones (see mixed_fill)."""
     arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
             "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
-    if x_aug is not None and len(x_aug):
-        arms["augmented"] = Arm(np.concatenate([x, x_aug]), np.concatenate([y, y_aug]))
+    if x_aug is not None:
+        arms["augmented"] = weighted_output(x, y, x_aug, y_aug, synthetic_weight)
         for r in mix_ratios:
             arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
@@ -99,22 +114,28 @@ def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int,
                 cnn_steps: int = 1000, cnn_width: int = 32, device: str | torch.device = "cpu") -> np.ndarray:
     if classifier == "logreg":
         flat = arm.images.reshape(len(arm.images), -1).astype(np.float32) / 255.0
-        clf = fit_pixel_logreg(flat, arm.labels, seed, balanced=arm.class_weighted)
+        w = None if arm.weights is None else arm.weights * len(arm.weights) / arm.weights.sum()
+        clf = fit_pixel_logreg(flat, arm.labels, seed, balanced=arm.class_weighted, sample_weight=w)
         return clf.predict(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
     if classifier == "cnn":
         model = cnn.train_cnn(torch.from_numpy(arm.images), torch.from_numpy(arm.labels.astype(np.int64)),
                               num_classes, steps=cnn_steps, seed=seed, width=cnn_width, device=device,
-                              balanced=False, class_weighted=arm.class_weighted)
+                              balanced=False, class_weighted=arm.class_weighted, sample_weight=arm.weights)
         return cnn.predict(model, torch.from_numpy(x_test), device)[0].argmax(1)
     raise ValueError(f"unknown downstream classifier {classifier!r}; use 'logreg' or 'cnn'")
 
 
 def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, num_classes: int, tail: list[int],
-                  classifiers: tuple[str, ...] = ("logreg", "cnn"), seed: int = 0, **cnn_kw) -> pd.DataFrame:
+                  classifiers: tuple[str, ...] = ("logreg", "cnn"), seed: int = 0,
+                  predictions: dict | None = None, **cnn_kw) -> pd.DataFrame:
+    """One row of metrics per classifier and arm; `predictions`, if given, receives every prediction
+    keyed (classifier, arm, seed), for `paired_differences`."""
     rows = []
     for classifier in classifiers:
         for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
             pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
+            if predictions is not None:
+                predictions[(classifier, name, seed)] = np.asarray(pred)
             rows.append({"classifier": classifier, "arm": name, "train_images": len(arms[name].labels), "seed": seed,
                          **downstream_metrics(y_test, pred, num_classes, tail)})
     return pd.DataFrame(rows)
@@ -128,6 +149,32 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     g = runs.groupby(["classifier", "arm"], sort=False)[metrics]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=0).add_suffix("_std")).reset_index()
     return out
+
+
+def _correct(predictions: dict, classifier: str, arm: str, seeds: list[int], y_test: np.ndarray) -> np.ndarray:
+    return np.stack([predictions[(classifier, arm, s)] == y_test for s in seeds])
+
+
+def paired_differences(y_test: np.ndarray, predictions: dict, summary: pd.DataFrame) -> pd.DataFrame:
+    """For every classifier and arm: balanced accuracy minus random oversampling's and minus the best
+    classical arm's (the best mean of the arms without synthetic images), each with its paired bootstrap
+    95% interval over seeds and test images (augment.paired)."""
+    rows = []
+    for classifier in summary["classifier"].unique():
+        means = summary[summary["classifier"] == classifier].set_index("arm")["balanced_accuracy_mean"]
+        classical = [a for a in means.index if a in CLASSICAL]
+        best = max(classical, key=lambda a: means[a]) if classical else None
+        seeds = sorted({s for (c, _, s) in predictions if c == classifier})
+        for arm in means.index:
+            row = {"classifier": classifier, "arm": arm, "best_classical": best}
+            for name, ref in (("minus_random_oversampling", "random oversampling"), ("minus_best_classical", best)):
+                if ref is None or ref not in means.index or ref == arm:
+                    continue
+                d = paired_bootstrap(_correct(predictions, classifier, arm, seeds, y_test),
+                                     _correct(predictions, classifier, ref, seeds, y_test), y_test)
+                row.update({name: d.mean, f"{name}_low": d.low, f"{name}_high": d.high})
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def gap_closed(summary: pd.DataFrame, classifier: str, metric: str = "balanced_accuracy") -> dict:

@@ -77,6 +77,12 @@ class RunLayout:
         """Kept and short per class, rejection counts, copy threshold, external classifier's report."""
         return self.work / "selection.json"
 
+    @property
+    def amount(self) -> Path:
+        """The synthetic share used (chosen on held-out real images for 'auto'), its curve, and the candidates
+        the share left out."""
+        return self.work / "amount.json"
+
     def real_features(self, external_key: str) -> Path:
         """The real images' features in the feature space of the external classifier `external_key` names."""
         return self.work / f"real_features-{_short_hash(external_key)}.npy"

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from augment.amount import sample_weights
 from augment.atomic import fsync_dir, fsync_tree, temp_name
 from augment.data.labeled import LabeledImages
 from augment.data.names import class_dirs
@@ -25,7 +26,7 @@ from augment.generate import Synthetic
 
 SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
 MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
-                    "latent_index", "round", *SCORE_COLUMNS]
+                    "latent_index", "round", *SCORE_COLUMNS, "weight"]
 
 
 def synthetic_id(label: int, seed: int, latent_index: int) -> str:
@@ -81,7 +82,8 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, dirs: list[str],
-                   generator: Callable[[int], str]) -> pd.DataFrame:
+                   generator: Callable[[int], str], targets: np.ndarray | None = None,
+                   synthetic_weight: float = 1.0) -> pd.DataFrame:
     """One row per image: real rows first in dataset order, then synthetic candidates (kept or not).
 
     The extra column `_pixel` indexes cat([real.images, synth.images]); the writer drops it."""
@@ -107,13 +109,20 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "nn_distance": scores["nn_distance"].to_numpy(float), "kept": kept,
         "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "_pixel": n + np.arange(len(ys))})
     syn_rows = syn_rows.sort_values(["label", "latent_index"], kind="stable")
-    return pd.concat([real_rows, syn_rows], ignore_index=True)[MANIFEST_COLUMNS + ["_pixel"]]
+    rows = pd.concat([real_rows, syn_rows], ignore_index=True)
+    if targets is None:  # balance the classes as they are
+        present = rows.loc[~rows["is_synthetic"] | rows["kept"], "label"]
+        targets = np.full(real.num_classes, present.value_counts().max())
+    rows["weight"] = sample_weights(rows["label"].to_numpy(), rows["is_synthetic"].to_numpy(bool),
+                                    rows["kept"].to_numpy(bool), np.asarray(targets), synthetic_weight)
+    return rows[MANIFEST_COLUMNS + ["_pixel"]]
 
 
 def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, meta: dict,
                   *, generator: Callable[[int], str], train_dir: Path | None = None, overwrite: bool = False,
                   extras: Callable[[Path, pd.DataFrame], None] | None = None,
-                  workers: int | None = None) -> pd.DataFrame:
+                  workers: int | None = None, targets: np.ndarray | None = None,
+                  synthetic_weight: float = 1.0) -> pd.DataFrame:
     """Write images, manifest.{parquet,csv}, dataset.json, train/ and whatever `extras` adds (the report),
     then rename into place. `generator(label)` names the model that made a class's synthetic images.
     Returns the manifest."""
@@ -125,7 +134,7 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
     try:
         tmp.mkdir()
         dirs = class_dirs(real.class_names)
-        manifest = build_manifest(real, synth, scores, dirs, generator)
+        manifest = build_manifest(real, synth, scores, dirs, generator, targets, synthetic_weight)
         if manifest["path"].duplicated().any():
             dup = manifest.loc[manifest["path"].duplicated(), "path"].iloc[0]
             raise OutputError(f"Two images would be written to '{dup}'; sample ids must be unique.")

@@ -1,4 +1,4 @@
-"""The stage sequence, written once: train -> plan -> (generate, score) rounds -> export.
+"""The stage sequence, written once: train -> plan -> (generate, score) rounds -> amount -> export.
 
 The CLI and the demo (`run_pipeline`), the Prefect flow (its own `Stages` that calls each stage as a
 task) and the imbalanced-learn sampler (no export) all go through `run_stages`. A rerun with the same
@@ -19,6 +19,7 @@ from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
 from augment.locking import run_lock
 from augment.stages import (
+    stage_amount,
     stage_export,
     stage_generate,
     stage_load,
@@ -60,14 +61,17 @@ class Stages:
     def score(self, cfg: Config, layout: RunLayout) -> dict:
         return stage_score(cfg, layout)
 
+    def amount(self, cfg: Config, layout: RunLayout) -> dict:
+        return stage_amount(cfg, layout)
+
     def export(self, cfg: Config, layout: RunLayout) -> dict:
         return stage_export(cfg, layout, self.before_export(layout) if self.before_export else None)
 
 
 def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, export: bool = True) -> dict:
     """Every stage after load, in order: train, plan, then generation and scoring rounds until no class is
-    short (at most select.max_rounds), then export. Returns the export's summary; with export=False,
-    the plan and the last selection summary (None when nothing was planned)."""
+    short (at most select.max_rounds), the amount of synthetic data to keep, then export. Returns the
+    export's summary; with export=False, the plan and the last selection (None when nothing was planned)."""
     stages = stages or Stages()
     stages.tell("train")
     stages.train(cfg, layout)
@@ -82,6 +86,8 @@ def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, exp
             selection = stages.score(cfg, layout)
             if not selection["shortfall"]:
                 break
+        stages.tell("amount")
+        selection = {**selection, "amount": stages.amount(cfg, layout)}
     if not export:
         return {"plan": plan, "selection": selection}
     stages.tell("export")

@@ -18,6 +18,9 @@ from augment.version import __version__
 REALISM = "sigmoid of the discriminator's adversarial logit"
 NN_DISTANCE = "distance to the nearest real training image in the external classifier's feature space"
 SELECTED_BY = "pixel-probe quality check (fidelity x diversity)"
+WEIGHTS = ("manifest 'weight': per row, so that each class's rows weigh its planned size in all (classes "
+           "balanced in expectation); a kept synthetic row weighs balance.synthetic_weight x a real row of its "
+           "class; rows not kept weigh 0")
 
 
 def checkpoint_records(training: dict, train_dir: Path) -> list[dict]:
@@ -47,7 +50,7 @@ def _training_summary(training: dict) -> dict:
 
 def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], training: dict, selection: dict,
                    checkpoints: list[dict], scores: pd.DataFrame, candidate_labels: np.ndarray,
-                   quality: pd.DataFrame | None) -> dict:
+                   quality: pd.DataFrame | None, amount: dict | None = None) -> dict:
     """The dataset.json of a run (the output writer adds `class_dirs`)."""
     names = data.class_names
     kept = scores["kept"].to_numpy(bool)
@@ -68,6 +71,8 @@ def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], train
                     "nn_distance": NN_DISTANCE},
         "external_classifier": selection["external"], "copy_threshold": selection["copy_threshold"],
         "rejected_by": selection["rejected_by"],
+        "synthetic_share": {k: v for k, v in (amount or {}).items() if k not in ("key", "left_out")} or None,
+        "weights": WEIGHTS,
         "quality": quality.to_dict(orient="records") if quality is not None else None,
         "checkpoint": checkpoints[0] if checkpoints else None, "checkpoints": checkpoints,
         "checkpoint_selected_by": SELECTED_BY + (

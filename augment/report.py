@@ -203,6 +203,7 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
     b += [("h2", "Counts"), ("table", summary_table(meta))]
     plot_class_balance(meta, figs / "class_balance.png")
     b.append(("img", "figures/class_balance.png", "class balance before and after"))
+    b += _share_blocks(meta, figs)
     if meta.get("rejected_by"):
         b.append(("p", "Rejected candidates by first failed check: " +
                   ", ".join(f"{k} {v}" for k, v in sorted(meta["rejected_by"].items())) + "."))
@@ -244,6 +245,40 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
         b += [("h2", "Warnings")] + [("warn", f"class '{k}' is {v} images short of the plan")
                                      for k, v in meta["shortfall"].items()]
     return b
+
+
+def plot_share_curve(curve: list[dict], path: Path) -> None:
+    """Held-out balanced accuracy against the synthetic share, with the paired 95% interval of its
+    difference from none drawn around each point."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    xs = np.arange(len(curve))
+    acc = np.array([r["balanced_accuracy"] for r in curve])
+    lo = acc - np.array([r["minus_none"] - r["low"] for r in curve])
+    hi = acc + np.array([r["high"] - r["minus_none"] for r in curve])
+    ax.errorbar(xs, acc, yerr=[acc - lo, hi - acc], fmt="o-", capsize=4)
+    ax.axhline(acc[0], color="grey", lw=0.8, ls="--", label="none (real images, weights)")
+    ax.set_xticks(xs, [f"{r['share']}\n({r['n_synthetic']})" for r in curve])
+    ax.set_xlabel("synthetic share (synthetic images)")
+    ax.set_ylabel("held-out balanced accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def _share_blocks(meta: dict, figs: Path) -> list[Block]:
+    share = meta.get("synthetic_share")
+    if not share:
+        return []
+    blocks: list[Block] = [("h2", "Synthetic share"),
+                           ("p", f"Share used: {share['share']} (at most that many synthetic images per real image of "
+                                 f"a class): {share['reason']}. Manifest weights balance the classes either way.")]
+    if share.get("curve"):
+        plot_share_curve(share["curve"], figs / "synthetic_share.png")
+        blocks.append(("img", "figures/synthetic_share.png", "held-out balanced accuracy against the synthetic share"))
+        table = pd.DataFrame(share["curve"]).drop(columns=["share_value", "per_classifier"])
+        blocks.append(("table", table))
+    return blocks
 
 
 def to_markdown(blocks: list[Block]) -> str:

@@ -25,7 +25,7 @@ from augment.errors import ConfigError
 from augment.layout import RunLayout
 from augment.pipeline import run_stages
 from augment.stages import stage_load
-from augment.stages.score import kept_candidates
+from augment.stages.amount import kept_candidates
 
 
 class GANOverSampler(BaseEstimator):
@@ -61,6 +61,8 @@ class GANOverSampler(BaseEstimator):
             strategy = {str(k): int(v) for k, v in strategy.items()}
         base = {k: dict(v) for k, v in (self.config or {}).items()}
         base.setdefault("balance", {})["sampling_strategy"] = strategy
+        # a resampler returns the counts sampling_strategy asks for: the whole plan, unless told otherwise
+        base["balance"].setdefault("synthetic_share", "full")
         base.setdefault("image", {}).update(size=images.shape[2], channels=images.shape[1])
         base["seed"] = int(self.random_state)
         cfg = build_config(base=base)

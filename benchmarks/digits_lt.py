@@ -3,10 +3,12 @@
 For each seed: stratified 60/40 split of scikit-learn's digits, exponential imbalance (ratio 20) on
 the train split, `augment` run end to end on it (the demo's settings unless overridden), then
 logistic regression on pixels trained on: the imbalanced split; random oversampling; class weights;
-the exported dataset read back from disk (real + kept synthetic, `images/` as an ImageFolder).
-Scored on the untouched test split. Prints mean ± std over the seeds.
+SMOTE; and augment's output read back from disk as a user receives it (real and kept synthetic images
+with the manifest's weights). Scored on the untouched test split. Prints mean ± std over the seeds and,
+for every arm, the paired bootstrap 95% interval of (arm - random oversampling) and (arm - the best
+classical arm), resampling seeds and test images within each class (the arms share seeds).
 
-    python benchmarks/digits_lt.py [--seeds 5] [--set key=value ...]
+    python benchmarks/digits_lt.py [--seeds 5] [--set key=value ...] [--save rows.csv]
 """
 
 from __future__ import annotations
@@ -25,33 +27,44 @@ from PIL import Image
 from augment.cli import DEMO_CONFIG
 from augment.config import build_config
 from augment.data import digits_lt
-from augment.downstream import logreg_arms
+from augment.downstream import CLASSICAL, build_arms, evaluate_arms, tail_classes, weighted_output
+from augment.paired import paired_bootstrap_sets
 from augment.pipeline import run_pipeline
 from augment.provenance import package_versions
-from augment.score.probe import pixels
 
 
-def one_seed(seed: int, sets: list[str], workdir: Path) -> tuple[pd.DataFrame, float]:
+def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict) -> tuple[pd.DataFrame, float, dict]:
     cfg = build_config(sets=[f"seed={seed}", *sets], base=DEMO_CONFIG)
     train, test = digits_lt(seed, cfg.image)
     out = workdir / f"seed{seed}"
     t0 = time.perf_counter()
-    run_pipeline(train, cfg, out)
+    summary = run_pipeline(train, cfg, out)
     seconds = time.perf_counter() - t0
-    manifest = pd.read_parquet(out / "manifest.parquet")
-    kept_syn = manifest[manifest.is_synthetic & manifest.kept]
-    # the synthetic images exactly as exported: read back from the PNG files
-    x_syn = np.stack([np.asarray(Image.open(out / p)) for p in kept_syn.path]).reshape(len(kept_syn), -1)
-    df = logreg_arms(pixels(train.images), train.labels.numpy(), x_syn.astype(np.float32) / 255.0,
-                     kept_syn.label.to_numpy(), pixels(test.images), test.labels.numpy(), train.num_classes, seed)
-    df["seed"] = seed
-    return df, seconds
+    m = pd.read_parquet(out / "manifest.parquet")
+    real, syn = m[~m.is_synthetic], m[m.is_synthetic & m.kept]
+    # the output exactly as exported: images read back from the PNG files, with the manifest's weights
+    x, xs = (np.stack([np.asarray(Image.open(out / p)) for p in rows.path])[:, None] if len(rows) else
+             np.zeros((0, 1, train.size, train.size), np.uint8) for rows in (real, syn))
+    y, ys = real.label.to_numpy(), syn.label.to_numpy()
+    arms = build_arms(x, y, seed)
+    arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([real.weight, syn.weight]))
+    df = evaluate_arms(arms, test.images.numpy(), test.labels.numpy(), train.num_classes,
+                       tail_classes(y, train.num_classes), ("logreg",), seed, predictions=predictions)
+    predictions[("y_test", seed)] = test.labels.numpy()
+    return df, seconds, summary.get("synthetic_share") or {}
+
+
+def paired(predictions: dict, arm: str, ref: str, seeds: list[int]):
+    return paired_bootstrap_sets([(predictions[("logreg", arm, s)] == predictions[("y_test", s)],
+                                   predictions[("logreg", ref, s)] == predictions[("y_test", s)],
+                                   predictions[("y_test", s)]) for s in seeds])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--save", help="write every (arm, seed) row to this CSV")
     args = p.parse_args()
     cfg = build_config(sets=args.sets, base=DEMO_CONFIG)
     versions = package_versions()
@@ -62,21 +75,29 @@ def main() -> None:
           f"{cfg.train.steps} steps, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "
           f"diffaugment '{cfg.train.diffaugment}', strategy {cfg.balance.sampling_strategy}, "
           f"min_aux_prob {cfg.select.min_aux_prob}; downstream: LogisticRegression(C=1, max_iter=300) on pixels")
-    frames, times = [], []
+    frames, times, predictions = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            df, seconds = one_seed(seed, args.sets, Path(tmp))
+            df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions)
             frames.append(df)
             times.append(seconds)
             row = df.set_index("arm")["balanced_accuracy"]
-            print(f"seed {seed}: pipeline {seconds:.0f} s; balanced accuracy " +
-                  ", ".join(f"{k} {v:.4f}" for k, v in row.items()), flush=True)
+            print(f"seed {seed}: pipeline {seconds:.0f} s; synthetic share {share.get('share')}; balanced accuracy "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), flush=True)
     all_runs = pd.concat(frames)
+    if args.save:
+        all_runs.to_csv(args.save, index=False)
     summary = all_runs.groupby("arm", sort=False)[["balanced_accuracy", "macro_f1", "tail_recall"]].agg(["mean", "std"])
-    print("\narm                              balanced acc       macro-F1           tail recall (7-9)")
+    best = max(CLASSICAL, key=lambda a: summary.loc[a, ("balanced_accuracy", "mean")])
+    seeds = list(range(args.seeds))
+    print(f"\narm                  balanced acc      macro-F1          tail recall       "
+          f"minus random oversampling [95%]   minus best classical ({best}) [95%]")
     for arm, r in summary.iterrows():
-        print(f"{arm:32s} " + "   ".join(f"{r[(m, 'mean')]:.4f} ± {r[(m, 'std')]:.4f}"
-                                           for m in ("balanced_accuracy", "macro_f1", "tail_recall")))
+        cells = "  ".join(f"{r[(m, 'mean')]:.4f} ± {r[(m, 'std')]:.4f}"
+                          for m in ("balanced_accuracy", "macro_f1", "tail_recall"))
+        vs = [str(paired(predictions, arm, ref, seeds)) if ref != arm else "-"
+              for ref in ("random oversampling", best)]
+        print(f"{arm:20s} {cells}  {vs[0]:34s} {vs[1]}")
     print(f"\npipeline wall time per seed: {np.mean(times):.0f} ± {np.std(times):.0f} s")
 
 

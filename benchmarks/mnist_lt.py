@@ -2,19 +2,19 @@
 
 Per seed: the train split of ../shared/datasets/mnist.npz subsampled to 4000, 2000, 1000, 750, 500, 350,
 200, 100, 60, 40 images of classes 0..9 (without replacement); test: the full MNIST test split.
-augment runs end to end on the LT split with a plan of 4000 synthetic images per class; the kept
-images are read back from the exported files. Arms, each with the same downstream classifier:
-imbalanced; random oversampling; class-weighted loss; SMOTE (imbalanced-learn, on pixels); augmented
-(real + the first 4000 - n_c kept synthetic images of each class, so 4000 per class); synthetic only
-(4000 kept per class: the classification accuracy score); full balanced real, 4000 per class drawn
-from the whole train split (the upper bound; class 0 has only 5,923). Classifiers: logistic regression on pixels and
-the SmallCNN recipe. Prints mean ± std over seeds of balanced accuracy, macro-F1 and tail recall
-(classes 7-9), per-class recall, and the share of the gap between the best classical arm and the
-upper bound that the augmented arm closes.
+augment runs end to end on the LT split with its defaults (every class planned up to 4000, the synthetic
+share 'auto') unless --set says otherwise; its output is read back from the exported files. Arms, each
+with the same downstream classifier and the same seeds: imbalanced; random oversampling; class-weighted
+loss; SMOTE (imbalanced-learn, on pixels); augmented (the output as a user receives it: real and kept
+synthetic images with the manifest's weights); augmented, all kept synthetic (every candidate the
+selection kept, whatever the share); synthetic only (where every class has synthetic images); full
+balanced real, 4000 per class from the whole train split (the upper bound). Classifiers: logistic
+regression on pixels and the SmallCNN recipe. Prints mean ± std over seeds, per-class recall, the share
+of the gap closed, and every arm's paired bootstrap 95% interval against random oversampling and the
+best classical arm.
 
-    python benchmarks/mnist_lt.py [--seeds 3] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn]
-        [--cnn-steps 1000]
-        [--cnn-width 16] [--set key=value ...] [--keep DIR]
+    python benchmarks/mnist_lt.py [--seeds 5] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn]
+        [--cnn-steps 1000] [--cnn-width 16] [--set key=value ...] [--keep DIR]
     python benchmarks/mnist_lt.py --from-csv rows_a.csv rows_b.csv   # summarise rows saved by earlier runs
 """
 
@@ -37,7 +37,16 @@ from shared_data import MNIST
 from augment.config import build_config
 from augment.data import LabeledImages
 from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class
-from augment.downstream import build_arms, evaluate_arms, gap_closed, summarise, tail_classes
+from augment.downstream import (
+    build_arms,
+    evaluate_arms,
+    gap_closed,
+    paired_differences,
+    summarise,
+    tail_classes,
+    weighted_output,
+)
+from augment.paired import Difference
 from augment.pipeline import run_pipeline
 from augment.provenance import package_versions
 
@@ -56,16 +65,24 @@ def split(seed: int, per_class: int = PER_CLASS):
     return train, (x[full][:, None], y[full]), (d["x_test"][:, None], d["y_test"].astype(np.int64))
 
 
-def read_kept(out: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_output(out: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The output as a user receives it, read back from its files: real rows, kept synthetic rows and the
+    synthetic rows the amount left out (reject_reason 'share'), each as (images, labels, weights)."""
     m = pd.read_parquet(out / "manifest.parquet")
-    kept = m[m["is_synthetic"] & m["kept"]]
-    x = np.stack([np.asarray(Image.open(out / p)) for p in kept["path"]])[:, None]
-    return x, kept["label"].to_numpy(np.int64)
+    parts = {"real": m[~m["is_synthetic"]], "kept": m[m["is_synthetic"] & m["kept"]],
+             "share": m[m["is_synthetic"] & (m["reject_reason"] == "share")]}
+
+    def images(rows: pd.DataFrame) -> np.ndarray:
+        if rows.empty:
+            return np.zeros((0, 1, 28, 28), np.uint8)
+        return np.stack([np.asarray(Image.open(out / p)) for p in rows["path"]])[:, None]
+
+    return {k: (images(r), r["label"].to_numpy(np.int64), r["weight"].to_numpy()) for k, r in parts.items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--save", type=Path, help="also write every seed's per-arm rows to this CSV")
     p.add_argument("--classifiers", default="logreg,cnn")
@@ -98,25 +115,26 @@ def main() -> None:
           f"{v['scikit-learn']}, imbalanced-learn {v['imbalanced-learn']}", flush=True)
     print(f"# augment settings: {sets}; downstream: logreg = LogisticRegression(C=1, max_iter=300) on pixels, "
           f"cnn = SmallCNN(width {args.cnn_width}), {args.cnn_steps} steps of batch 128", flush=True)
-    runs, meta_rows = [], []
+    runs, meta_rows, predictions = [], [], {}
     root = args.keep or Path(tempfile.mkdtemp(prefix="mnist_lt_"))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         train, (x_full, y_full), (x_test, y_test) = split(seed, args.per_class)
-        counts = train.counts()
-        cfg = build_config(sets=[f"seed={seed}", *sets],
-                           base={"balance": {"sampling_strategy": {str(c): counts[c] + args.per_class
-                                                                  for c in range(10)}}})
+        cfg = build_config(sets=[f"seed={seed}", *sets])
         out = root / f"seed{seed}"
         t0 = time.perf_counter()
         summary = run_pipeline(train, cfg, out)
         seconds = time.perf_counter() - t0
-        xs, ys = read_kept(out)
-        aug_idx = np.concatenate([np.flatnonzero(ys == c)[:max(args.per_class - counts[c], 0)] for c in range(10)])
-        x, y = train.images.numpy(), train.labels.numpy()
-        arms = build_arms(x, y, seed, x_aug=xs[aug_idx], y_aug=ys[aug_idx], x_syn=xs, y_syn=ys,
-                          x_full=x_full, y_full=y_full,
+        got = read_output(out)
+        (x, y, w_real), (xs, ys, w_syn) = got["real"], got["kept"]
+        # the candidates the selection kept, whether or not the amount took them: what "all synthetic" means
+        x_all_syn, y_all_syn = np.concatenate([xs, got["share"][0]]), np.concatenate([ys, got["share"][1]])
+        arms = build_arms(x, y, seed, x_full=x_full, y_full=y_full,
+                          x_syn=x_all_syn if len(np.unique(y_all_syn)) == 10 else None, y_syn=y_all_syn,
+                          x_aug=x_all_syn, y_aug=y_all_syn,
                           mix_ratios=tuple(float(r) for r in args.mix_ratios.split(",") if r.strip()))
-        df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed,
+        arms["augmented, all kept synthetic"] = arms.pop("augmented")
+        arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([w_real, w_syn]))
+        df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))
         meta = json.loads((out / "dataset.json").read_text())
@@ -124,7 +142,9 @@ def main() -> None:
                           "steps": meta["training"]["steps"],
                           "precision": meta["training"].get("precision"), "best_step": meta["checkpoint"]["step"],
                           "kept": int(sum(summary["kept"].values())), "short": summary["shortfall"],
-                          "external_bacc": meta["external_classifier"]["holdout_balanced_accuracy"]})
+                          "external_bacc": meta["external_classifier"]["holdout_balanced_accuracy"],
+                          "synthetic_share": (meta.get("synthetic_share") or {}).get("share"),
+                          "kept_in_output": int(len(ys))})
         print(f"seed {seed}: pipeline {seconds:.0f} s (training {meta['training']['seconds']:.0f} s in "
               f"{meta['training'].get('precision')}, best step "
               f"{meta['checkpoint']['step']}); kept {meta_rows[-1]['kept']}; short {summary['shortfall'] or 'none'}; "
@@ -134,7 +154,21 @@ def main() -> None:
     if args.save:
         all_runs.to_csv(args.save, index=False)
     report(all_runs, classifiers)
+    print_paired(all_runs, predictions, y_test)
     print("\nruns: " + json.dumps(meta_rows))
+
+
+def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) -> None:
+    """Every arm minus random oversampling and minus the best classical arm, with paired bootstrap 95%
+    intervals (seeds and test images resampled; the arms share seeds and the test split)."""
+    paired = paired_differences(y_test, predictions, summarise(all_runs))
+    print("\npaired differences in balanced accuracy [95% interval]; an interval holding 0 is noise:")
+    for r in paired.to_dict(orient="records"):
+        cells = [f"{name} {Difference(r[c], r[c + '_low'], r[c + '_high'])}"
+                 for c, name in (("minus_random_oversampling", "- random oversampling"),
+                                 ("minus_best_classical", f"- best classical ({r['best_classical']})"))
+                 if c in r and r[c] == r[c]]
+        print(f"  {r['classifier']:7s} {r['arm']:32s} " + "; ".join(cells))
 
 
 def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:

@@ -39,6 +39,7 @@ from augment.pipeline import Stages, run_stages
 from augment.report import markdown_table, summary_table
 from augment.scheduled import point_latest
 from augment.stages import (
+    stage_amount,
     stage_export,
     stage_generate,
     stage_load,
@@ -165,6 +166,15 @@ def score(config: dict, out: str) -> dict:
     return summary
 
 
+@task(name="amount", **STAGE)
+def amount(config: dict, out: str) -> dict:
+    cfg = config_from_dict(config)
+    with concurrency(device_limit(cfg), occupy=1):
+        decision = stage_amount(cfg, RunLayout.for_output(out))
+    _log().info("synthetic share %s: %s", decision["share"], decision["reason"])
+    return decision
+
+
 @task(name="export", **STAGE)
 def export(config: dict, out: str) -> dict:
     summary = stage_export(config_from_dict(config), RunLayout.for_output(out))
@@ -188,6 +198,9 @@ class TaskStages(Stages):
 
     def score(self, cfg: Config, layout: RunLayout) -> dict:
         return score(cfg.to_dict(), str(layout.out))
+
+    def amount(self, cfg: Config, layout: RunLayout) -> dict:
+        return amount(cfg.to_dict(), str(layout.out))
 
     def export(self, cfg: Config, layout: RunLayout) -> dict:
         return export(cfg.to_dict(), str(layout.out))

@@ -14,11 +14,13 @@ TINY = {
     "model": {"latent_dim": 4, "width": 4},
     "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "device": "cpu", "aux_steps": 5},
     "score": {"external": "logreg"},
+    # Bookkeeping tests keep the whole plan; tests of the 'auto' amount ask for it (a short probe).
+    "balance": {"synthetic_share": "full", "probe_steps": 20},
 }
 # A two-step GAN makes noise: these settings keep every candidate the plan needs, so that tests about
 # layout and bookkeeping do not depend on how good the images are.
 KEEP_ALL = ("select.min_aux_prob=0.0", "select.min_ext_prob=0.0", "select.require_agreement=false",
-            "select.reject_copies=false", "select.reject_duplicates=false")
+            "select.reject_copies=false", "select.reject_duplicates=false", 'balance.synthetic_share="full"')
 
 
 def tiny_config(*sets: str, **base):

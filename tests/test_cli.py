@@ -104,3 +104,24 @@ def test_strategy_naming_an_unknown_class_fails_before_training(folder, tmp_path
     assert main(args) == 2
     assert "names class 'cow', which is not in the dataset" in capsys.readouterr().err
     assert not RunLayout.for_output(out).work.exists()
+
+
+def test_version(capsys):
+    import augment
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"augment {augment.__version__}"
+
+
+def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(folder, tmp_path, capsys):
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["run", "--data", str(folder), "--out", str(tmp_path / "out"), *TINY_SETS, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing was written" in out and "training about" in out and '"steps": 2' in out
+    assert "dog" in out and "generated for" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_dry_run_refuses_what_the_run_would_refuse(folder, capsys):
+    assert main(["run", "--data", str(folder), "--out", str(folder / "cat"), *TINY_SETS, "--dry-run"]) == 2

@@ -49,10 +49,12 @@ def to_input(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, steps: int = 1000,
               batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu", width: int = 32,
-              balanced: bool = True, class_weighted: bool = False) -> SmallCNN:
+              balanced: bool = True, class_weighted: bool = False,
+              sample_weight: np.ndarray | None = None) -> SmallCNN:
     """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
     balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
-    cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm)."""
+    cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm);
+    sample_weight: batches drawn with these per-image probabilities, as a WeightedRandomSampler would."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SmallCNN(images.shape[1], num_classes, width).to(device)
@@ -60,6 +62,9 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_all, y_all = images.to(device), labels.to(device)
     sampler = BatchSampler(y_all, num_classes, balanced, gen)
+    if sample_weight is not None:
+        probs = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64), device=device)
+        sampler = (lambda n: torch.multinomial(probs, n, replacement=True, generator=gen))  # noqa: E731
     weight = None
     if class_weighted:
         counts = torch.bincount(y_all, minlength=num_classes).float().clamp_min(1)

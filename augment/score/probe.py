@@ -17,12 +17,13 @@ from augment.data.labeled import LabeledImages
 
 def pixels(images: torch.Tensor) -> np.ndarray:
     """uint8 (N, C, H, W) -> float32 (N, C*H*W) in [0, 1]."""
-    return images.reshape(images.shape[0], -1).numpy().astype(np.float32) / 255.0
+    return images.flatten(1).numpy().astype(np.float32) / 255.0
 
 
-def fit_pixel_logreg(x: np.ndarray, y: np.ndarray, seed: int = 0, balanced: bool = True) -> LogisticRegression:
+def fit_pixel_logreg(x: np.ndarray, y: np.ndarray, seed: int = 0, balanced: bool = True,
+                     sample_weight: np.ndarray | None = None) -> LogisticRegression:
     clf = LogisticRegression(max_iter=300, C=1.0, class_weight="balanced" if balanced else None, random_state=seed)
-    return clf.fit(x, y)
+    return clf.fit(x, y, sample_weight=sample_weight)
 
 
 def mean_pairwise_distance(x: np.ndarray, max_n: int = 200) -> float:

@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from augment.atomic import read_json
@@ -18,6 +19,7 @@ from augment.output import SCORE_COLUMNS, write_dataset
 from augment.record import checkpoint_records, dataset_record, generator_ids
 from augment.report import write_report
 from augment.score.kept import kept_quality
+from augment.stages.amount import final_scores
 
 log = logging.getLogger("augment")
 NO_SELECTION = {"shortfall": {}, "rejected_by": {}, "external": None, "copy_threshold": None}
@@ -32,20 +34,23 @@ def stage_export(cfg: Config, layout: RunLayout, extra_sections: ReportSections 
     training = read_json(layout.train_result)
     cand = Synthetic.load(layout.candidates) if layout.candidates.exists() else \
         Synthetic.empty(data.channels, data.size, cfg.seed)
-    scores = pd.read_parquet(layout.scores) if layout.scores.exists() else \
-        pd.DataFrame({c: [] for c in SCORE_COLUMNS})
+    scores = final_scores(layout) if layout.scores.exists() else pd.DataFrame({c: [] for c in SCORE_COLUMNS})
+    amount = read_json(layout.amount) if layout.amount.exists() else None
     selection = read_json(layout.selection) if layout.selection.exists() else NO_SELECTION
     quality = kept_quality(cfg, layout, data, cand, scores, selection["copy_threshold"])
     checkpoints = checkpoint_records(training, layout.train_dir)
-    meta = dataset_record(cfg, data, read_json(layout.plan), training, selection, checkpoints, scores,
-                          cand.labels.numpy(), quality)
+    plan = read_json(layout.plan)
+    meta = dataset_record(cfg, data, plan, training, selection, checkpoints, scores, cand.labels.numpy(), quality,
+                          amount)
+    targets = np.array([n + plan[name] for name, n in data.counts_by_name().items()])
     for n, k in selection["shortfall"].items():
         log.warning("class %r: %d synthetic images short of the plan after %d rounds", n, k, cfg.select.max_rounds)
     generator_of = generator_ids(cfg, checkpoints)
     names = data.class_names
     write_dataset(
         layout.out, data, cand, scores, meta, generator=lambda c: generator_of.get(names[c], cfg.model.variant),
-        train_dir=layout.train_dir, overwrite=cfg.out.overwrite,
+        train_dir=layout.train_dir, overwrite=cfg.out.overwrite, targets=targets,
+        synthetic_weight=cfg.balance.synthetic_weight,
         extras=lambda tmp, m: write_report(tmp, meta, m, quality, extra_sections))
     shutil.rmtree(layout.work, ignore_errors=True)
     return summary_from_output(layout.out)
@@ -61,4 +66,5 @@ def summary_from_output(out: str | Path) -> dict:
             "counts_before": meta["counts_before"], "plan": meta["plan"], "kept": meta["kept"],
             "rejected": meta["rejected"], "counts_after": meta["counts_after"], "shortfall": meta["shortfall"],
             "checkpoint_step": (meta.get("checkpoint") or {}).get("step", 0),
+            "synthetic_share": meta.get("synthetic_share"),
             "train_seconds": meta["training"]["seconds"]}

@@ -12,15 +12,17 @@ from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.generate import Synthetic, generate
 from augment.layout import RunLayout
+from augment.stages.load import run_quota
 from augment.trained import TrainedModels
 
 
 def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict:
     """Generate this round's candidates and append them to the work folder's candidates."""
-    names = LabeledImages.load(layout.dataset).class_names
+    data = LabeledImages.load(layout.dataset)
+    names = data.class_names
     models = TrainedModels(layout, prepare_device(cfg.train))
     if round_index == 0:
-        planned = planned_by_index(read_json(layout.plan), names)
+        planned = planned_by_index(run_quota(cfg, layout, data), names)
         todo = {c: math.ceil(n * cfg.select.oversample) for c, n in planned.items()}
         existing = None
     else:

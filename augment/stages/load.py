@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from augment.amount import probe_split, synthetic_quota
 from augment.atomic import read_json, write_json
 from augment.balance import plan_synthetic
 from augment.cache import run_key
@@ -35,6 +36,8 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inpu
         return {"up_to_date": True, "source": data.source, "fingerprint": data.fingerprint, "key": key}
     check_output_target(layout.out, cfg.out.overwrite)
     plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
+    if cfg.balance.synthetic_share == "auto" and any(plan.values()):
+        probe_split(data, cfg.seed)  # refuses classes too small to hold an image out, before any work
     variant = get_variant(cfg.model.variant)
     if data.num_classes < variant.min_classes:
         raise ConfigError(f"model.variant = {variant.name!r} needs at least {variant.min_classes} classes; "
@@ -82,6 +85,12 @@ def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str
     data = _read(source, cfg)
     out = scheduled_run_dir(out_root, name, run_key(data.fingerprint, cfg))
     return {**stage_load(data, cfg, RunLayout.for_output(out)), "out": str(out)}
+
+
+def run_quota(cfg: Config, layout: RunLayout, data: LabeledImages) -> dict[str, int]:
+    """Synthetic images each class is generated and selected for: the plan, capped at
+    balance.synthetic_share x its real images ('auto' generates for the whole plan and decides later)."""
+    return synthetic_quota(read_json(layout.plan), data.counts_by_name(), cfg.balance.synthetic_share)
 
 
 def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
-from augment.atomic import read_json, write_atomic, write_json
+from augment.atomic import write_atomic, write_json
 from augment.balance import planned_by_index
 from augment.config import Config
 from augment.data.labeled import LabeledImages
@@ -16,6 +15,7 @@ from augment.generate import Synthetic
 from augment.layout import RunLayout
 from augment.score.candidates import all_candidate_scores, external_judge
 from augment.select import select
+from augment.stages.load import run_quota
 from augment.trained import TrainedModels
 
 
@@ -33,7 +33,7 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
     ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
     copy_threshold = float(np.percentile(real_nn, cfg.select.copy_percentile))
-    sel = select(labels, planned_by_index(read_json(layout.plan), names), cfg.select, aux_prob=aux_prob,
+    sel = select(labels, planned_by_index(run_quota(cfg, layout, data), names), cfg.select, aux_prob=aux_prob,
                  ext_prob=ext_prob, ext_pred=ext_pred, nn_distance=nn, features=feats,
                  copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy())
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
@@ -47,12 +47,3 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     write_json(layout.selection, summary)
     return summary
 
-
-def kept_candidates(layout: RunLayout) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The kept synthetic images (uint8) and their labels, from a scored work folder; None before any
-    candidate was generated."""
-    if not layout.candidates.exists():
-        return None
-    cand = Synthetic.load(layout.candidates)
-    kept = torch.from_numpy(pd.read_parquet(layout.scores)["kept"].to_numpy(bool).copy())
-    return cand.images[kept], cand.labels[kept]

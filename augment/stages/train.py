@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from augment.amount import gan_training_images
 from augment.atomic import read_json, write_json
 from augment.cache import TrainingCache, training_key
 from augment.config import Config
@@ -40,7 +41,7 @@ def stage_train(cfg: Config, layout: RunLayout, on_progress: ProgressFn | None =
     """Train or resume every GAN the run needs (and the auxiliary classifier). With `cache` (a folder),
     a finished training of the same data and settings is reused, and a new one is published there.
     Returns the summary written to the work folder's train/result.json."""
-    data = LabeledImages.load(layout.dataset)
+    data = gan_training_images(LabeledImages.load(layout.dataset), cfg.balance.synthetic_share, cfg.seed)
     store = TrainingCache(cache) if cache is not None else None
     key = training_key(data.fingerprint, cfg)
     done = layout.train_result

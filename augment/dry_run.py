@@ -1,0 +1,73 @@
+"""`augment run --dry-run`: everything a run would check and decide before it starts, and an estimate of
+its training time from a few timed steps, with nothing written."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from augment.amount import probe_split, synthetic_quota
+from augment.balance import plan_synthetic
+from augment.config import Config
+from augment.data.readers import input_paths, load_dataset
+from augment.device import resolve_device
+from augment.models import get_variant
+from augment.output import check_not_over_inputs, check_output_target
+from augment.precision import resolve_precision
+from augment.train import new_state, step_parts, train_step
+
+TIMED_STEPS, WARMUP_STEPS = 5, 2
+
+
+@dataclass
+class DryRun:
+    """What a run would do: per class its real images, planned and generated-for synthetic images; the
+    device, precision, GANs to train, and the measured seconds per step with the training estimate."""
+
+    source: str
+    classes: list[dict]
+    device: str
+    precision: str
+    gans: int
+    seconds_per_step: float
+    training_seconds: float
+
+
+def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None = None) -> DryRun:
+    """Validate the data, the output location and the settings as `augment run` would, time a few
+    training steps on the real model and batch, and write nothing."""
+    check_not_over_inputs(Path(out), [*input_paths(source), *(inputs or [])])
+    check_output_target(Path(out), cfg.out.overwrite)
+    data = load_dataset(source, cfg.image, cfg.seed, cfg.data.allow_outside_root)
+    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
+    if cfg.balance.synthetic_share == "auto" and any(plan.values()):
+        probe_split(data, cfg.seed)
+    quota = synthetic_quota(plan, data.counts_by_name(), cfg.balance.synthetic_share)
+    variant = get_variant(cfg.model.variant)
+    gans = 1 if variant.conditional else sum(1 for k in plan.values() if k > 0)
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(device, cfg.train.precision)
+    per_step = _seconds_per_step(data, cfg, device, precision)
+    classes = [{"class": n, "real": c, "planned": plan[n], "generated for": quota[n]}
+               for n, c in data.counts_by_name().items()]
+    return DryRun(data.source, classes, str(device), precision, gans, per_step, per_step * cfg.train.steps * gans)
+
+
+def _seconds_per_step(data, cfg: Config, device: torch.device, precision: str) -> float:
+    """Seconds per generator step of this model and batch on this device, over a few steps after warm-up."""
+    state = new_state(cfg, data, device, None)
+    parts = step_parts(cfg, data, state, device, precision)
+    decay = cfg.train.ema_decay if state.G_ema is not None else None
+    for _ in range(WARMUP_STEPS):
+        train_step(state, parts, decay)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        train_step(state, parts, decay)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / TIMED_STEPS

@@ -1,0 +1,77 @@
+"""A finished run as a PyTorch Dataset: each item is (image, label, provenance), and `.weights` feeds a
+`torch.utils.data.WeightedRandomSampler`.
+
+    ds = AugmentedImageFolder("out", transform=torchvision.transforms.ToTensor())
+    sampler = WeightedRandomSampler(ds.weights, num_samples=len(ds))
+    for images, labels, provenance in DataLoader(ds, batch_size=64, sampler=sampler): ...
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from augment.errors import OutputError
+
+PROVENANCE = ("is_synthetic", "source_id", "generator", "seed", "latent_index", "aux_prob", "ext_prob", "weight")
+
+
+class AugmentedImageFolder(torch.utils.data.Dataset):
+    """The rows of a finished augment run (kept rows only by default: the real images and the synthetic
+    images the output took). `classes` are the run's class names; `weights` the manifest's weight per
+    item, or class-balancing weights for runs written before weights existed."""
+
+    def __init__(self, run: str | Path, kept_only: bool = True, transform: Callable[[Image.Image], Any] | None = None):
+        self.root = Path(run)
+        if not (self.root / "dataset.json").is_file() or not (self.root / "manifest.parquet").is_file():
+            raise OutputError(f"'{self.root}' is not an augment output folder (no dataset.json / manifest.parquet).")
+        meta = json.loads((self.root / "dataset.json").read_text())
+        rows = pd.read_parquet(self.root / "manifest.parquet")
+        if kept_only:
+            rows = rows[rows["kept"]]
+        self.rows = rows.reset_index(drop=True)
+        for path in self.rows["path"]:
+            if not (self.root / path).resolve().is_relative_to(self.root.resolve()):
+                raise OutputError(f"'{self.root}/manifest.parquet' names '{path}', outside the run folder.")
+        self.classes: list[str] = list(meta["class_names"])
+        self.mode = "L" if meta["image"]["channels"] == 1 else "RGB"
+        self.transform = transform
+        self.weights = torch.as_tensor(self._weights(), dtype=torch.double)
+
+    def _weights(self) -> np.ndarray:
+        labels = self.rows["label"].to_numpy()
+        if "weight" in self.rows and self.rows["weight"].sum() > 0:
+            return self.rows["weight"].to_numpy(float)
+        counts = np.bincount(labels, minlength=len(self.classes)).astype(float)
+        return 1.0 / counts[labels]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[Any, int, dict]:
+        row = self.rows.iloc[i]
+        with Image.open(self.root / row["path"]) as im:
+            image = im.convert(self.mode)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(row["label"]), {k: _plain(row[k]) for k in PROVENANCE if k in row}
+
+
+def _plain(value: Any) -> Any:
+    """Manifest values as types the default collate handles: missing integers -1, missing text ''."""
+    if value is pd.NA or value is None:
+        return -1
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    return str(value)

@@ -107,6 +107,9 @@ def main() -> None:
         print(f"# MNIST-LT rows from {', '.join(str(f) for f in args.from_csv)}: seeds {seeds}")
         present = set(rows["classifier"])
         report(rows, tuple(c for c in classifiers if c in present))
+        predictions, y_test = load_predictions(args.from_csv)
+        if predictions:
+            print_paired(rows, predictions, y_test)
         return
     v = package_versions()
     sets = [*GAN, *args.sets]
@@ -137,6 +140,9 @@ def main() -> None:
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))
+        if args.save:  # after every seed, so that an interrupted run keeps what it measured
+            pd.concat(runs, ignore_index=True).to_csv(args.save, index=False)
+            save_predictions(predictions, y_test, args.save)
         meta = json.loads((out / "dataset.json").read_text())
         meta_rows.append({"seed": seed, "pipeline_s": round(seconds), "train_s": meta["training"]["seconds"],
                           "steps": meta["training"]["steps"],
@@ -151,11 +157,29 @@ def main() -> None:
               "balanced accuracy " + ", ".join(f"{r['classifier']}:{r['arm']} {r['balanced_accuracy']:.4f}"
                                                for _, r in df.iterrows()), flush=True)
     all_runs = pd.concat(runs, ignore_index=True)
-    if args.save:
-        all_runs.to_csv(args.save, index=False)
     report(all_runs, classifiers)
     print_paired(all_runs, predictions, y_test)
     print("\nruns: " + json.dumps(meta_rows))
+
+
+def save_predictions(predictions: dict, y_test: np.ndarray, csv: Path) -> None:
+    """Every (classifier, arm, seed) prediction beside the rows CSV, for paired intervals with --from-csv."""
+    arrays = {f"{c}|{a}|{s}": p for (c, a, s), p in predictions.items()}
+    np.savez_compressed(Path(csv).with_suffix(".predictions.npz"), y_test=y_test, **arrays)
+
+
+def load_predictions(csvs: list[Path]) -> tuple[dict, np.ndarray | None]:
+    predictions, y_test = {}, None
+    for csv in csvs:
+        path = Path(csv).with_suffix(".predictions.npz")
+        if path.exists():
+            with np.load(path) as z:
+                y_test = z["y_test"]
+                for key in z.files:
+                    if key != "y_test":
+                        c, a, s = key.split("|")
+                        predictions[(c, a, int(s))] = z[key]
+    return predictions, y_test
 
 
 def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) -> None:

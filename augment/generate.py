@@ -75,7 +75,11 @@ class LoadedGAN:
 
 def load_gan(path: str | Path, device: torch.device | str = "cpu") -> LoadedGAN:
     """Rebuild the networks from a checkpoint; the generator is the EMA one where training kept it."""
-    state = load_checkpoint(Path(path), map_location=device)
+    return gan_from_state(load_checkpoint(Path(path), map_location=device), device)
+
+
+def gan_from_state(state: dict, device: torch.device | str = "cpu") -> LoadedGAN:
+    """The networks of a checkpoint's state (as `load_checkpoint` returns it), ready to generate."""
     cfg = config_from_dict(state["config"])
     shape = DataShape(**state["shape"])
     G, D = get_variant(cfg.model.variant).build(model_config_for(cfg.model, state["discriminator"]), shape)

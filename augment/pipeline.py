@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
@@ -28,9 +26,8 @@ from augment.stages import (
     stage_train,
     summary_from_output,
 )
+from augment.stages.export import ReportSections
 from augment.train import ProgressFn
-
-ReportSections = list[tuple[str, pd.DataFrame]]
 
 
 @dataclass

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import torch
 
-from augment.amount import probe_split, synthetic_quota
-from augment.balance import plan_synthetic
+from augment.amount import synthetic_quota
 from augment.config import Config
 from augment.data.readers import input_paths, load_dataset
 from augment.device import resolve_device
 from augment.models import get_variant
-from augment.output import check_not_over_inputs, check_output_target
+from augment.output import check_not_over_inputs
 from augment.precision import resolve_precision
+from augment.run_checks import check_and_plan
 from augment.train import new_state, step_parts, train_step
 
 TIMED_STEPS, WARMUP_STEPS = 5, 2
@@ -40,11 +40,8 @@ def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None
     """Validate the data, the output location and the settings as `augment run` would, time a few
     training steps on the real model and batch, and write nothing."""
     check_not_over_inputs(Path(out), [*input_paths(source), *(inputs or [])])
-    check_output_target(Path(out), cfg.out.overwrite)
     data = load_dataset(source, cfg.image, cfg.seed, cfg.data.allow_outside_root)
-    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
-    if cfg.balance.synthetic_share == "auto" and any(plan.values()):
-        probe_split(data, cfg.seed)
+    plan = check_and_plan(data, cfg, Path(out))
     quota = synthetic_quota(plan, data.counts_by_name(), cfg.balance.synthetic_share)
     variant = get_variant(cfg.model.variant)
     gans = 1 if variant.conditional else sum(1 for k in plan.values() if k > 0)

@@ -4,7 +4,6 @@ the run folder and adds the downstream table to its report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from augment.downstream import (
     tail_classes,
     weighted_output,
 )
-from augment.errors import DatasetError, OutputError
+from augment.errors import DatasetError
+from augment.output import read_output
 from augment.report import write_report
 
 
@@ -36,11 +36,8 @@ def _read(out: Path, paths: list[str], channels: int) -> np.ndarray:
 def _read_run(run: Path) -> tuple:
     """The run's dataset.json and manifest, its real and kept synthetic images and labels, and the
     manifest's weights of those rows (None for runs written before weights existed)."""
-    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
-        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
-    meta = json.loads((run / "dataset.json").read_text())
+    meta, m = read_output(run)
     channels = meta["image"]["channels"]
-    m = pd.read_parquet(run / "manifest.parquet")
     real = m[~m["is_synthetic"]]
     syn = m[m["is_synthetic"] & m["kept"]]
     x, y = _read(run, real["path"].tolist(), channels), real["label"].to_numpy(np.int64)

@@ -9,7 +9,6 @@ back with augment's own readers. The manifest's provenance columns travel with e
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath
@@ -22,16 +21,14 @@ from augment.atomic import fsync_dir, fsync_file, fsync_tree, temp_name
 from augment.data.names import safe_component
 from augment.errors import ConfigError, OutputError, as_output_error
 from augment.locking import run_lock
+from augment.output import read_output
 
 FORMATS = ("imagefolder", "npz", "csv")
 
 
 def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.DataFrame]:
-    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
-        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
-    meta = json.loads((run / "dataset.json").read_text())
-    m = pd.read_parquet(run / "manifest.parquet")
-    _check_manifest(run, m, meta)
+    meta, m = read_output(run)
+    check_manifest(run, m, meta)
     if kept_only:
         m = m[m["kept"]]
     if synthetic_only:
@@ -42,7 +39,7 @@ def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.Da
     return meta, m.reset_index(drop=True)
 
 
-def _check_manifest(run: Path, m: pd.DataFrame, meta: dict) -> None:
+def check_manifest(run: Path, m: pd.DataFrame, meta: dict) -> None:
     """Every row names a file `images|rejected/<its class's folder>/<file>.png` inside the run folder: an
     edited manifest must not make export read or write anywhere else."""
     dirs = meta.get("class_dirs", {})

@@ -46,6 +46,14 @@ def check_output_target(out: Path, overwrite: bool) -> None:
         raise OutputError(f"Cannot write in '{parent.resolve()}' (permission denied). Choose a writable --out.")
 
 
+def read_output(run: str | Path) -> tuple[dict, pd.DataFrame]:
+    """A finished output folder's dataset.json and manifest; OutputError if `run` is not one."""
+    run = Path(run)
+    if not (run / "dataset.json").is_file() or not (run / "manifest.parquet").is_file():
+        raise OutputError(f"'{run}' is not an augment output folder (no dataset.json / manifest.parquet).")
+    return json.loads((run / "dataset.json").read_text()), pd.read_parquet(run / "manifest.parquet")
+
+
 def check_not_over_inputs(out: Path, inputs: Sequence[Path]) -> None:
     """Refuse an output location that is, contains, or lies inside an input (a data folder, a manifest's
     folder, a config file): writing there, or replacing it with out.overwrite, would destroy the input."""

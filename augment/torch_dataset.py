@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from augment.errors import OutputError
+from augment.export import check_manifest
+from augment.output import read_output
 
 PROVENANCE = ("is_synthetic", "source_id", "generator", "seed", "latent_index", "aux_prob", "ext_prob", "weight")
 
@@ -30,16 +30,11 @@ class AugmentedImageFolder(torch.utils.data.Dataset):
 
     def __init__(self, run: str | Path, kept_only: bool = True, transform: Callable[[Image.Image], Any] | None = None):
         self.root = Path(run)
-        if not (self.root / "dataset.json").is_file() or not (self.root / "manifest.parquet").is_file():
-            raise OutputError(f"'{self.root}' is not an augment output folder (no dataset.json / manifest.parquet).")
-        meta = json.loads((self.root / "dataset.json").read_text())
-        rows = pd.read_parquet(self.root / "manifest.parquet")
+        meta, rows = read_output(self.root)
+        check_manifest(self.root, rows, meta)  # an edited manifest must not make it read elsewhere
         if kept_only:
             rows = rows[rows["kept"]]
         self.rows = rows.reset_index(drop=True)
-        for path in self.rows["path"]:
-            if not (self.root / path).resolve().is_relative_to(self.root.resolve()):
-                raise OutputError(f"'{self.root}/manifest.parquet' names '{path}', outside the run folder.")
         self.classes: list[str] = list(meta["class_names"])
         self.mode = "L" if meta["image"]["channels"] == 1 else "RGB"
         self.transform = transform

@@ -29,8 +29,9 @@ def stage_amount(cfg: Config, layout: RunLayout) -> dict:
     amount.json: the share, why, the 'auto' curve, and the candidate rows left out."""
     scores = pd.read_parquet(layout.scores)
     key = _amount_key(cfg, layout, scores)
-    if layout.amount.exists() and read_json(layout.amount).get("key") == key:
-        return read_json(layout.amount)
+    stored = read_json(layout.amount) if layout.amount.exists() else {}
+    if stored.get("key") == key:
+        return stored
     share = cfg.balance.synthetic_share
     if share != "auto":
         record = {"setting": share, "share": share_label(share_cap(share)), "left_out": [],

@@ -7,17 +7,16 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from augment.amount import probe_split, synthetic_quota
+from augment.amount import synthetic_quota
 from augment.atomic import read_json, write_json
-from augment.balance import plan_synthetic
 from augment.cache import run_key
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.data.readers import input_paths, load_dataset
 from augment.errors import ConfigError, as_output_error
 from augment.layout import RunLayout, scheduled_run_dir
-from augment.models import get_variant
-from augment.output import check_not_over_inputs, check_output_target
+from augment.output import check_not_over_inputs
+from augment.run_checks import check_and_plan
 from augment.train import training_signature
 
 
@@ -34,14 +33,7 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inpu
     if _output_key(layout) == key:  # the same run finished before: nothing to do
         shutil.rmtree(layout.work, ignore_errors=True)  # left only if killed while tidying up
         return {"up_to_date": True, "source": data.source, "fingerprint": data.fingerprint, "key": key}
-    check_output_target(layout.out, cfg.out.overwrite)
-    plan = plan_synthetic(data.counts(), data.class_names, cfg.balance.sampling_strategy)
-    if cfg.balance.synthetic_share == "auto" and any(plan.values()):
-        probe_split(data, cfg.seed)  # refuses classes too small to hold an image out, before any work
-    variant = get_variant(cfg.model.variant)
-    if data.num_classes < variant.min_classes:
-        raise ConfigError(f"model.variant = {variant.name!r} needs at least {variant.min_classes} classes; "
-                          f"'{data.source}' has {data.num_classes}. Use 'acgan', 'cgan' or 'dcgan'.")
+    plan = check_and_plan(data, cfg, layout.out)
     run = {"source": data.source, "fingerprint": data.fingerprint, "training": training_signature(cfg),
            "config": cfg.to_dict()}
     if layout.run_json.exists():

@@ -100,7 +100,8 @@ class GANOverSampler(BaseOverSampler):
             stage_load(data, cfg, layout)
             run_stages(cfg, layout, export=False)
             kept = kept_candidates(layout)
-            self.generator_ = load_checkpoint(layout.train_dir / _best_checkpoint(layout))
+            best = _best_checkpoint(layout)
+            self.generator_ = load_checkpoint(layout.train_dir / best) if best else None
         syn_x, syn_y = (kept[0].numpy(), kept[1].numpy()) if kept is not None else \
             (np.zeros((0, *images.shape[1:]), np.uint8), np.zeros(0, np.int64))
         self.n_synthetic_ = {c: int((syn_y == i).sum()) for i, c in enumerate(self.classes_)}
@@ -111,6 +112,9 @@ class GANOverSampler(BaseOverSampler):
         raw draws (not scored or selected, unlike those fit_resample returns), in X's layout and scale."""
         if not hasattr(self, "generator_"):
             raise ConfigError("GANOverSampler.sample needs a fitted sampler: call fit_resample (or load) first.")
+        if self.generator_ is None:
+            raise ConfigError("GANOverSampler.sample needs one conditional generator; model.variant = 'dcgan' "
+                              "trains one per class. Use 'acgan', 'cgan' or 'gan-cls'.")
         gan = gan_from_state(self.generator_)
         index = {c: i for i, c in enumerate(self.classes_)}
         unknown = [c for c in counts if c not in index]
@@ -175,7 +179,8 @@ class GANOverSampler(BaseOverSampler):
         return rows.reshape(len(rows), *self._input_shape) if self._input_ndim > 2 else rows
 
 
-def _best_checkpoint(layout: RunLayout) -> str:
+def _best_checkpoint(layout: RunLayout) -> str | None:
     from augment.atomic import read_json
 
-    return read_json(layout.train_result)["runs"]["all"]["best_checkpoint"]
+    """The conditional GAN's best checkpoint (None for dcgan, which trains one GAN per class)."""
+    return read_json(layout.train_result)["runs"].get("all", {}).get("best_checkpoint")

@@ -127,3 +127,13 @@ def test_a_sparse_matrix_is_refused_clearly():
 
     with pytest.raises(ConfigError, match="dense"):
         augment.GANOverSampler(image_shape=(8, 8)).fit_resample(sparse.csr_matrix(np.ones((4, 64))), [0, 0, 1, 1])
+
+
+def test_a_per_class_variant_resamples_but_cannot_sample_more(digits_two_classes):
+    X, y = digits_two_classes
+    config = {**TINY, "model": {**TINY["model"], "variant": "dcgan"}}
+    sampler = augment.GANOverSampler(image_shape=(8, 8), config=config)
+    _, y_res = sampler.fit_resample(X, y)
+    assert (y_res == 8).sum() == 30
+    with pytest.raises(ConfigError, match="one conditional generator"):
+        sampler.sample({8: 1})

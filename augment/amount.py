@@ -119,9 +119,8 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     for share in CANDIDATE_SHARES:
         take = _first_per_class(syn_labels, counts, share)
         if last_take is None or not np.array_equal(take, last_take):  # else: the same set as the smaller share
-            last = np.stack([_probe(real, train, held, syn_images[torch.from_numpy(take)], syn_labels[take],
-                                    synthetic_weight, classifiers, seed + s, probe_steps, device)
-                             for s in range(probe_seeds)])
+            last = _probe(real, train, held, syn_images[torch.from_numpy(take)], syn_labels[take],
+                          synthetic_weight, classifiers, [seed + s for s in range(probe_seeds)], probe_steps, device)
         none = last if none is None else none
         last_take = take
         curve.append(_curve_row(share, len(take), last, none, labels[held], seed, len(CANDIDATE_SHARES) - 1))
@@ -147,27 +146,27 @@ def _first_per_class(syn_labels: np.ndarray, counts: np.ndarray, share: float) -
 
 
 def _probe(real: LabeledImages, train: np.ndarray, held: np.ndarray, syn_images: torch.Tensor,
-           syn_labels: np.ndarray, synthetic_weight: float, classifiers: list[str], seed: int, steps: int,
+           syn_labels: np.ndarray, synthetic_weight: float, classifiers: list[str], seeds: list[int], steps: int,
            device) -> np.ndarray:
-    """(classifiers, held-out) whether each probe classifier, trained with `seed`, read each held-out image
-    right."""
+    """(probe seeds, classifiers, held-out) whether each probe classifier, trained with each seed, read each
+    held-out image right. Logistic regression (lbfgs) does not depend on the seed: it is fitted once."""
     images = torch.cat([real.images[torch.from_numpy(train)], syn_images])
     labels = np.concatenate([real.labels.numpy()[train], syn_labels]).astype(np.int64)
     synthetic = np.arange(len(labels)) >= len(train)
     targets = np.full(real.num_classes, np.bincount(labels[~synthetic], minlength=real.num_classes).max())
     w = sample_weights(labels, synthetic, np.ones(len(labels), bool), targets, synthetic_weight)
     x_held, y_held = real.images[torch.from_numpy(held)], real.labels.numpy()[held]
-    rows = []
+    per_classifier = []
     for name in classifiers:
         if name == "logreg":
-            clf = fit_pixel_logreg(pixels(images), labels, seed, balanced=False, sample_weight=w * len(w) / w.sum())
-            pred = clf.predict(pixels(x_held))
+            clf = fit_pixel_logreg(pixels(images), labels, seeds[0], balanced=False, sample_weight=w * len(w) / w.sum())
+            per_classifier.append(np.stack([clf.predict(pixels(x_held)) == y_held] * len(seeds)))
         else:
-            model = cnn.train_cnn(images, torch.from_numpy(labels), real.num_classes, steps=steps, seed=seed,
-                                  device=device, sample_weight=w)
-            pred = cnn.predict(model, x_held, device)[0].argmax(1)
-        rows.append(pred == y_held)
-    return np.stack(rows)
+            per_classifier.append(np.stack([
+                cnn.predict(cnn.train_cnn(images, torch.from_numpy(labels), real.num_classes, steps=steps, seed=s,
+                                          device=device, sample_weight=w), x_held, device)[0].argmax(1) == y_held
+                for s in seeds]))
+    return np.stack(per_classifier, axis=1)
 
 
 def _curve_row(share: float, n_synthetic: int, correct: np.ndarray, none: np.ndarray, y_held: np.ndarray,

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--classifiers", default="logreg,cnn", help="comma-separated: logreg, cnn")
     e.add_argument("--seeds", type=int, default=1)
     e.add_argument("--cnn-steps", type=int, default=1000)
+    e.add_argument("--cnn-augmentation", default="shift", choices=["shift", "standard", "none"],
+                   help="every CNN arm's augmentation: the recipe's shifts of up to 1/8 of the side, 'standard' "
+                        "(+-2 px, +-10 degrees) or none")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
     x = sub.add_parser("export", help="write a subset of a finished run as imagefolder, npz or csv")
     x.add_argument("--run", required=True, type=Path, help="an augment output folder")
@@ -175,7 +178,8 @@ def _evaluate(args, progress: _Progress) -> None:
 
         raise ConfigError(f"--classifiers takes logreg and/or cnn. Got {args.classifiers!r} instead.")
     progress.stage(f"evaluate ({', '.join(classifiers)}; {args.seeds} seed(s))")
-    summary, _ = evaluate_run(args.run, args.test, classifiers, args.seeds, args.cnn_steps)
+    summary, _ = evaluate_run(args.run, args.test, classifiers, args.seeds, args.cnn_steps,
+                              augmentation=args.cnn_augmentation)
     cols = ["classifier", "arm", "balanced_accuracy_mean", "balanced_accuracy_std", "macro_f1_mean", "tail_recall_mean"]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for row in summary[summary["arm"] == "augmented"].to_dict(orient="records"):

@@ -1,8 +1,12 @@
 """Downstream proof: does a classifier trained on the augmented data beat the classical fixes?
 
 Arms (docs/benchmarks.md): the imbalanced real data; random oversampling; a class-weighted loss; SMOTE on
-pixels (imbalanced-learn); real + kept synthetic (augmented); synthetic only (the classification
-accuracy score); and, where the caller has it, the full balanced real data (the upper bound).
+pixels (imbalanced-learn); post-hoc logit adjustment (the imbalanced model's logits minus the log class
+prior, Menon et al. 2021); deferred re-weighting (CNN: plain loss for the first DEFER of the steps,
+class-weighted after, Cao et al. 2019); real + kept synthetic (augmented) and two stacked arms (class
+weighting over real + synthetic; deferred re-weighting whose deferred phase draws real + synthetic with
+the balancing weights); synthetic only (the classification accuracy score); and, where the caller has
+it, the full balanced real data (the upper bound).
 Classifiers: logistic regression on pixels, and the SmallCNN with its fixed recipe.
 Metrics: balanced accuracy, macro-F1, tail recall (mean recall of the 3 classes with the fewest
 real training images), per-class recall.
@@ -22,9 +26,12 @@ from augment.paired import paired_bootstrap
 from augment.score import cnn
 from augment.score.probe import fit_pixel_logreg
 
-CLASSICAL = ("imbalanced", "random oversampling", "class-weighted", "smote")  # the arms without synthetic images
-ARM_ORDER = ("imbalanced", "random oversampling", "class-weighted", "smote", "augmented", "synthetic only",
-             "full balanced (upper bound)")
+# the arms without synthetic images: "best classical arm" is the best of these
+CLASSICAL = ("imbalanced", "random oversampling", "class-weighted", "smote", "logit-adjusted",
+             "deferred re-weighting")
+STACKED = ("class-weighted + synthetic", "deferred re-weighting + synthetic")
+ARM_ORDER = (*CLASSICAL, "augmented", *STACKED, "synthetic only", "full balanced (upper bound)")
+DEFER = 0.75  # deferred re-weighting: the share of the steps before re-weighting (Cao et al.: 160 of 200 epochs)
 
 
 @dataclass
@@ -33,6 +40,9 @@ class Arm:
     labels: np.ndarray
     class_weighted: bool = False
     weights: np.ndarray | None = None  # per image: logistic regression's sample_weight, the CNN's batch draw
+    logit_adjusted: bool = False  # predict argmax(logits - log prior of `labels`)
+    deferred: bool = False  # CNN only: plain draws from the first `early_rows` for DEFER of the steps
+    early_rows: int | None = None
 
 
 def tail_classes(train_labels: np.ndarray, num_classes: int, n: int = 3) -> list[int]:
@@ -99,8 +109,14 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
     arms that cap each class's synthetic images at ratio x its real ones (see mixed_fill)."""
     arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
             "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
+    arms["logit-adjusted"] = Arm(x, y, logit_adjusted=True)
+    arms["deferred re-weighting"] = Arm(x, y, class_weighted=True, deferred=True)
     if x_aug is not None:
         arms["augmented"] = weighted_output(x, y, x_aug, y_aug, synthetic_weight)
+        both = np.concatenate([x, x_aug]), np.concatenate([y, y_aug]).astype(np.int64)
+        arms["class-weighted + synthetic"] = Arm(*both, class_weighted=True)
+        arms["deferred re-weighting + synthetic"] = Arm(*both, weights=arms["augmented"].weights, deferred=True,
+                                                        early_rows=len(y))
         for r in mix_ratios:
             arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
@@ -111,17 +127,32 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
 
 
 def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int, seed: int, *,
-                cnn_steps: int = 1000, cnn_width: int = 32, device: str | torch.device = "cpu") -> np.ndarray:
+                cnn_steps: int = 1000, cnn_width: int = 32, device: str | torch.device = "cpu",
+                augmentation: str = "shift") -> np.ndarray:
+    """Train `classifier` on the arm and predict the test images. The CNN draws batches by the arm's weights
+    (a weighted sampler); logistic regression takes them as sample weights. augmentation: the CNN's."""
+    log_prior = np.log(np.bincount(arm.labels, minlength=num_classes).clip(1) / len(arm.labels))
     if classifier == "logreg":
+        if arm.deferred:
+            raise ValueError("deferred re-weighting has no phases in logistic regression (a convex fit); "
+                             "evaluate it with the cnn")
         flat = arm.images.reshape(len(arm.images), -1).astype(np.float32) / 255.0
         w = None if arm.weights is None else arm.weights * len(arm.weights) / arm.weights.sum()
         clf = fit_pixel_logreg(flat, arm.labels, seed, balanced=arm.class_weighted, sample_weight=w)
-        return clf.predict(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
+        scores = clf.decision_function(x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0)
+        if scores.ndim == 1:  # two classes: the log-odds of the second
+            scores = np.stack([np.zeros_like(scores), scores], 1)
+        if arm.logit_adjusted:
+            scores = scores - log_prior[clf.classes_]
+        return clf.classes_[scores.argmax(1)]
     if classifier == "cnn":
         model = cnn.train_cnn(torch.from_numpy(arm.images), torch.from_numpy(arm.labels.astype(np.int64)),
                               num_classes, steps=cnn_steps, seed=seed, width=cnn_width, device=device,
-                              balanced=False, class_weighted=arm.class_weighted, sample_weight=arm.weights)
-        return cnn.predict(model, torch.from_numpy(x_test), device)[0].argmax(1)
+                              balanced=False, class_weighted=arm.class_weighted, sample_weight=arm.weights,
+                              defer=DEFER if arm.deferred else 0.0, early_rows=arm.early_rows,
+                              augmentation=augmentation)
+        log_p = np.log(np.maximum(cnn.predict(model, torch.from_numpy(x_test), device)[0], 1e-30))
+        return (log_p - log_prior if arm.logit_adjusted else log_p).argmax(1)
     raise ValueError(f"unknown downstream classifier {classifier!r}; use 'logreg' or 'cnn'")
 
 
@@ -133,6 +164,8 @@ def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, 
     rows = []
     for classifier in classifiers:
         for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
+            if arms[name].deferred and classifier != "cnn":
+                continue  # deferral needs steps: the CNN's arm only
             pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
             if predictions is not None:
                 predictions[(classifier, name, seed)] = np.asarray(pred)

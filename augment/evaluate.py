@@ -47,11 +47,12 @@ def _read_run(run: Path) -> tuple:
 
 
 def evaluate_run(run: str | Path, test_spec: str, classifiers: tuple[str, ...] = ("logreg", "cnn"),
-                 seeds: int = 1, cnn_steps: int = 1000, cnn_width: int = 32) -> tuple[pd.DataFrame, dict]:
+                 seeds: int = 1, cnn_steps: int = 1000, cnn_width: int = 32,
+                 augmentation: str = "shift") -> tuple[pd.DataFrame, dict]:
     """Every arm on every seed (paired: the same seeds for every arm), scored on `test_spec`; the summary
     carries each arm's paired bootstrap intervals against random oversampling and the best classical arm.
     The augmented arm is the output as a user receives it: real and kept synthetic images with their
-    manifest weights."""
+    manifest weights; the stacked arms take the same synthetic images. augmentation: every CNN arm's."""
     run = Path(run)
     meta, m, x, y, xs, ys, weights = _read_run(run)
     names, size, channels = meta["class_names"], meta["image"]["size"], meta["image"]["channels"]
@@ -63,17 +64,18 @@ def evaluate_run(run: str | Path, test_spec: str, classifiers: tuple[str, ...] =
     y_test = np.array([names.index(n) for n in test.class_names])[test.labels.numpy()]
     runs, predictions = [], {}
     for seed in range(seeds):
-        arms = build_arms(x, y, seed, x_syn=xs, y_syn=ys)
+        arms = build_arms(x, y, seed, x_syn=xs, y_syn=ys, **({"x_aug": xs, "y_aug": ys} if len(ys) else {}))
         arms["augmented"] = weighted_output(x, y, xs, ys, weights=weights)
         runs.append(evaluate_arms(arms, test.images.numpy(), y_test, len(names), tail_classes(y, len(names)),
                                   classifiers, seed, predictions=predictions, cnn_steps=cnn_steps,
-                                  cnn_width=cnn_width))
+                                  cnn_width=cnn_width, augmentation=augmentation))
     all_runs = pd.concat(runs, ignore_index=True)
     summary = summarise(all_runs)
     summary = summary.merge(paired_differences(y_test, predictions, summary), on=["classifier", "arm"], how="left")
     gaps = {c: gap_closed(summary, c) for c in classifiers}
     result = {"test": test_spec, "seeds": seeds, "classifiers": list(classifiers), "cnn_steps": cnn_steps,
-              "cnn_width": cnn_width, "tail_classes": [names[c] for c in tail_classes(y, len(names))],
+              "cnn_width": cnn_width, "cnn_augmentation": augmentation,
+              "tail_classes": [names[c] for c in tail_classes(y, len(names))],
               "summary": summary.to_dict(orient="records"), "gap": gaps,
               "runs": all_runs.to_dict(orient="records")}
     write_json(run / "evaluation.json", result)

@@ -5,16 +5,18 @@ Per seed: the train split of ../shared/datasets/mnist.npz subsampled to 4000, 20
 augment runs end to end on the LT split with its defaults (every class planned up to 4000, the synthetic
 share 'auto') unless --set says otherwise; its output is read back from the exported files. Arms, each
 with the same downstream classifier and the same seeds: imbalanced; random oversampling; class-weighted
-loss; SMOTE (imbalanced-learn, on pixels); augmented (the output as a user receives it: real and kept
-synthetic images with the manifest's weights); augmented, all kept synthetic (every candidate the
-selection kept, whatever the share); synthetic only (where every class has synthetic images); full
-balanced real, 4000 per class from the whole train split (the upper bound). Classifiers: logistic
-regression on pixels and the SmallCNN recipe. Prints mean ± std over seeds, per-class recall, the share
-of the gap closed, and every arm's paired bootstrap 95% interval against random oversampling and the
-best classical arm.
+loss; SMOTE (imbalanced-learn, on pixels); post-hoc logit adjustment; deferred re-weighting (CNN); augmented
+(the output as a user receives it: real and kept synthetic images with the manifest's weights); augmented,
+all kept synthetic (every candidate the selection kept, whatever the share); the stacked arms
+(class-weighted + synthetic, deferred re-weighting + synthetic, both with every kept synthetic image);
+synthetic only (where every class has synthetic images); full balanced real, 4000 per class from the
+whole train split (the upper bound). Classifiers: logistic regression on pixels and the SmallCNN recipe.
+Prints mean ± std over seeds, per-class recall, the share of the gap closed, and every arm's paired
+bootstrap 95% interval against random oversampling and the best classical arm.
 
     python benchmarks/mnist_lt.py [--seeds 5] [--first-seed 0] [--save rows.csv] [--classifiers logreg,cnn]
-        [--cnn-steps 1000] [--cnn-width 16] [--set key=value ...] [--keep DIR]
+        [--cnn-steps 1000] [--cnn-width 16] [--cnn-augmentation shift|standard|none] [--set key=value ...]
+        [--keep DIR]
     python benchmarks/mnist_lt.py --from-csv rows_a.csv rows_b.csv   # summarise rows saved by earlier runs
 """
 
@@ -48,6 +50,7 @@ from augment.downstream import (
 )
 from augment.paired import Difference
 from augment.pipeline import run_pipeline
+from augment.precision import resolve_precision
 from augment.provenance import package_versions
 
 GAN = ["model.width=32", "train.steps=3000", "train.checkpoint_every=250", "train.log_every=50", "score.cas=false"]
@@ -88,6 +91,8 @@ def main() -> None:
     p.add_argument("--classifiers", default="logreg,cnn")
     p.add_argument("--cnn-steps", type=int, default=1000)
     p.add_argument("--cnn-width", type=int, default=16)
+    p.add_argument("--cnn-augmentation", default="shift", choices=["shift", "standard", "none"],
+                   help="every CNN arm's: the recipe's shifts (up to 1/8 of the side) or 'standard' (+-2 px, +-10 deg)")
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--per-class", type=int, default=PER_CLASS, help="balanced size per class (smoke runs: smaller)")
     p.add_argument("--mix-ratios", default="", help="extra augmented arms, e.g. '1,2': each class takes at most "
@@ -117,7 +122,9 @@ def main() -> None:
           f"({platform.machine()}, {torch.get_num_threads()} threads); torch {v['torch']}, scikit-learn "
           f"{v['scikit-learn']}, imbalanced-learn {v['imbalanced-learn']}", flush=True)
     print(f"# augment settings: {sets}; downstream: logreg = LogisticRegression(C=1, max_iter=300) on pixels, "
-          f"cnn = SmallCNN(width {args.cnn_width}), {args.cnn_steps} steps of batch 128", flush=True)
+          f"cnn = SmallCNN(width {args.cnn_width}), {args.cnn_steps} steps of batch 128, augmentation "
+          f"{args.cnn_augmentation!r}, precision {resolve_precision(torch.device('cpu'), 'auto')}; the augmented arm "
+          "draws its batches by the manifest's weights (a weighted sampler)", flush=True)
     runs, meta_rows, predictions = [], [], {}
     root = args.keep or Path(tempfile.mkdtemp(prefix="mnist_lt_"))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -138,7 +145,7 @@ def main() -> None:
         arms["augmented, all kept synthetic"] = arms.pop("augmented")
         arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([w_real, w_syn]))
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
-                           cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
+                           cnn_steps=args.cnn_steps, cnn_width=args.cnn_width, augmentation=args.cnn_augmentation)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))
         if args.save:  # after every seed, so that an interrupted run keeps what it measured
             pd.concat(runs, ignore_index=True).to_csv(args.save, index=False)
@@ -192,21 +199,21 @@ def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) 
                  for c, name in (("minus_random_oversampling", "- random oversampling"),
                                  ("minus_best_classical", f"- best classical ({r['best_classical']})"))
                  if c in r and r[c] == r[c]]
-        print(f"  {r['classifier']:7s} {r['arm']:32s} " + "; ".join(cells))
+        print(f"  {r['classifier']:7s} {r['arm']:34s} " + "; ".join(cells))
 
 
 def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:
     """Print mean ± std per arm, per-class recall and the share of the gap closed, per classifier."""
     table = summarise(all_runs)
-    print(f"\n{'classifier':10s} {'arm':30s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall (7-9)':>17s}")
+    print(f"\n{'classifier':10s} {'arm':34s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall (7-9)':>17s}")
     for _, r in table.iterrows():
-        print(f"{r['classifier']:10s} {r['arm']:30s} " + " ".join(
+        print(f"{r['classifier']:10s} {r['arm']:34s} " + " ".join(
             f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in ("balanced_accuracy", "macro_f1", "tail_recall")))
     print("\nper-class recall (mean over seeds):")
     per_class = all_runs.groupby(["classifier", "arm"], sort=False)["per_class_recall"].apply(
         lambda s: np.round(np.mean(np.stack(s.to_numpy()), axis=0), 3).tolist())
     for (clf, arm), rec in per_class.items():
-        print(f"  {clf:7s} {arm:30s} {rec}")
+        print(f"  {clf:7s} {arm:34s} {rec}")
     for clf in classifiers:
         g = gap_closed(table, clf)
         print(f"\n{clf}: best classical arm '{g['best_classical']}' {g['best_classical_value']:.4f}; augmented "

@@ -5,7 +5,17 @@ import pytest
 from makers import KEEP_ALL, make_image_folder, make_npz, tiny_config
 
 from augment.cli import main
-from augment.downstream import build_arms, evaluate_arms, gap_closed, mixed_fill, smote, summarise, tail_classes
+from augment.downstream import (
+    Arm,
+    build_arms,
+    evaluate_arms,
+    fit_predict,
+    gap_closed,
+    mixed_fill,
+    smote,
+    summarise,
+    tail_classes,
+)
 from augment.pipeline import run_pipeline
 
 
@@ -16,12 +26,14 @@ def test_arms_and_metrics_on_separable_data():
     for i, c in enumerate(y):
         x[i, 0, c * 2:(c * 2) + 2, :] = 200 + rng.integers(0, 50)
     arms = build_arms(x, y, seed=0, x_aug=x[y == 2], y_aug=y[y == 2], x_syn=x, y_syn=y, x_full=x, y_full=y)
-    assert set(arms) == {"imbalanced", "random oversampling", "class-weighted", "smote", "augmented",
-                         "synthetic only", "full balanced (upper bound)"}
+    assert set(arms) == {"imbalanced", "random oversampling", "class-weighted", "smote", "logit-adjusted",
+                         "deferred re-weighting", "augmented", "class-weighted + synthetic",
+                         "deferred re-weighting + synthetic", "synthetic only", "full balanced (upper bound)"}
     assert np.bincount(arms["random oversampling"].labels).tolist() == [30, 30, 30]
     assert np.bincount(arms["smote"].labels).tolist() == [30, 30, 30]
     assert arms["smote"].images.dtype == np.uint8
     df = evaluate_arms(arms, x, y, 3, tail_classes(y, 3), ("logreg",), seed=0)
+    assert "deferred re-weighting" not in set(df["arm"])  # a convex fit has no phases: the CNN's arm only
     assert (df["balanced_accuracy"] == 1.0).all() and (df["tail_recall"] == 1.0).all()
     gaps = gap_closed(summarise(df), "logreg")
     assert gaps["upper_bound"] == 1.0 and gaps["augmented_minus_random_oversampling"] == 0.0
@@ -40,6 +52,52 @@ def test_a_mixed_arm_caps_synthetic_images_at_a_ratio_of_real_ones_and_oversampl
     assert "augmented, synthetic <= 1.5x real" in arms
     df = evaluate_arms(arms, x, y, 2, [1], ("logreg",), seed=0)
     assert df["arm"].iloc[-1] == "augmented, synthetic <= 1.5x real"  # extra arms come after the standard ones
+
+
+def test_logit_adjustment_moves_the_boundary_towards_the_majority_class():
+    # two overlapping classes, 9:1: the plain model sends the overlap to the majority, the adjusted one
+    # subtracts the log prior and recovers minority recall
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [450, 50])
+    x = np.clip(rng.normal(np.where(y == 1, 140, 110)[:, None], 40, (len(y), 4)), 0, 255).astype(np.uint8)
+    x = x.reshape(-1, 1, 2, 2)
+    x_test = np.clip(rng.normal(np.repeat([110, 140], 300)[:, None], 40, (600, 4)), 0, 255).astype(np.uint8)
+    plain = fit_predict("logreg", Arm(x, y), x_test.reshape(-1, 1, 2, 2), 2, 0)
+    adjusted = fit_predict("logreg", Arm(x, y, logit_adjusted=True), x_test.reshape(-1, 1, 2, 2), 2, 0)
+    assert (adjusted[300:] == 1).mean() > (plain[300:] == 1).mean() + 0.2
+    assert (adjusted == 1).sum() > (plain == 1).sum()
+
+
+def test_deferred_arm_draws_only_the_early_rows_before_it_re_weights(monkeypatch):
+    from augment.score import cnn
+
+    seen, real_forward = [], cnn.SmallCNN.forward
+
+    def forward(self, x):  # records the brightest pixel of every training batch
+        seen.append(x.detach().amax().item())
+        return real_forward(self, x)
+
+    monkeypatch.setattr(cnn.SmallCNN, "forward", forward)
+    x = np.concatenate([np.full((20, 1, 8, 8), 10, np.uint8), np.full((20, 1, 8, 8), 250, np.uint8)])
+    y = np.repeat([0, 1], 20)
+    arm = Arm(x, y, weights=np.ones(40), deferred=True, early_rows=20)  # rows 20.. (bright) enter late
+    fit_predict("cnn", arm, x[:2], 2, 0, cnn_steps=8, cnn_width=4, augmentation="none")
+    assert max(seen[:6]) < 0.1 and min(seen[6:]) > 0.9  # 0.75 x 8 = 6 early steps of dark rows only
+
+
+def test_standard_augmentation_rotates_and_shifts_within_its_bounds():
+    import torch
+
+    from augment.score.cnn import augment_batch
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 4:24, 13:15] = 1.0  # a vertical bar
+    out = augment_batch(x, "standard", torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and not torch.equal(out, x)
+    moved_rows = (out[:, 0].sum(2) > 0.5).float().argmax(1)  # first row holding ink
+    assert moved_rows.min() >= 1 and moved_rows.max() <= 7  # +-2 px and a small tilt, not more
+    with pytest.raises(ValueError, match="augmentation 'flip'"):
+        augment_batch(x, "flip", torch.Generator())
 
 
 def test_smote_interpolates_within_a_class():

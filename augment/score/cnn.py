@@ -2,10 +2,13 @@
 classifier of the benchmarks, and the classification-accuracy-score (CAS) model.
 
 The recipe is fixed on purpose, so that figures from different runs compare: Adam (lr 1e-3),
-batch 128, class-balanced batches, random shifts of up to 1/8 of the image side, `steps` steps.
+batch 128, class-balanced batches, random shifts of up to 1/8 of the image side, `steps` steps, bf16
+autocast where augment.precision finds it fast (AMX CPUs, CUDA; 2x the steps per second of fp32 on AMX).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -14,6 +17,7 @@ from torch.nn import functional as F
 
 from augment.data.batches import BatchSampler
 from augment.diffaugment import translation
+from augment.precision import autocast_for
 
 FEATURE_DIM = 128
 
@@ -47,43 +51,87 @@ def to_input(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     return images.to(device).float().div_(255.0)
 
 
+AUGMENTATIONS = ("shift", "standard", "none")
+
+
+def rotation(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0) -> torch.Tensor:
+    """Rotate each image by up to +-degrees about its centre, filling with zeros."""
+    angle = (torch.rand(x.shape[0], generator=g, device=x.device) * 2 - 1) * (degrees * math.pi / 180)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+def augment_batch(x: torch.Tensor, how: str, g: torch.Generator) -> torch.Tensor:
+    """The recipe's augmentation: 'shift' (up to 1/8 of the side, the fixed recipe), 'standard' (the mild
+    standard one of the imbalanced-learning literature: +-2 px shifts and +-10 degree rotations) or 'none'."""
+    if how == "shift":
+        return translation(x, g)
+    if how == "standard":
+        return rotation(translation(x, g, ratio=2 / max(x.shape[2:])), g)
+    if how == "none":
+        return x
+    raise ValueError(f"unknown CNN augmentation {how!r}; use one of {AUGMENTATIONS}")
+
+
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, steps: int = 1000,
               batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu", width: int = 32,
-              balanced: bool = True, class_weighted: bool = False,
-              sample_weight: np.ndarray | None = None) -> SmallCNN:
+              balanced: bool = True, class_weighted: bool = False, sample_weight: np.ndarray | None = None,
+              defer: float = 0.0, early_rows: int | None = None, augmentation: str = "shift",
+              precision: str = "auto") -> SmallCNN:
     """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
     balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
     cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm);
-    sample_weight: batches drawn with these per-image probabilities, as a WeightedRandomSampler would."""
+    sample_weight: batches drawn with these per-image probabilities, as a WeightedRandomSampler would.
+    defer: the first `defer` of the steps draw uniformly from the first `early_rows` images (all by default)
+    with a plain loss, and the re-balancing above enters after (deferred re-weighting, Cao et al. 2019).
+    precision: bf16 autocast where augment.precision says it is fast (AMX CPUs, CUDA)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SmallCNN(images.shape[1], num_classes, width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_all, y_all = images.to(device), labels.to(device)
-    sampler = BatchSampler(y_all, num_classes, balanced, gen)
-    if sample_weight is not None:
-        probs = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64), device=device)
-        sampler = (lambda n: torch.multinomial(probs, n, replacement=True, generator=gen))  # noqa: E731
-    weight = None
-    if class_weighted:
-        counts = torch.bincount(y_all, minlength=num_classes).float().clamp_min(1)
-        weight = (len(y_all) / (num_classes * counts)).to(device)
+    late, weight = _rebalanced_draw(y_all, num_classes, balanced, class_weighted, sample_weight, gen)
+    n_early = len(y_all) if early_rows is None else early_rows
+    early = (lambda n: torch.randint(n_early, (n,), generator=gen, device=device))  # noqa: E731
+    switch = int(round(defer * steps))
+    batch = min(batch_size, max(2, len(y_all)))
+    amp = autocast_for(device, precision)
     model.train()
-    for _ in range(steps):
-        idx = sampler(min(batch_size, max(2, len(y_all))))
-        x = translation(x_all[idx].float().div_(255.0), gen)
-        loss = F.cross_entropy(model(x), y_all[idx], weight=weight)
+    for step in range(steps):
+        deferred = step < switch
+        idx = (early if deferred else late)(batch)
+        x = augment_batch(x_all[idx].float().div_(255.0), augmentation, gen)
+        with amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y_all[idx], weight=None if deferred else weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return model.eval()
 
 
+def _rebalanced_draw(y: torch.Tensor, num_classes: int, balanced: bool, class_weighted: bool,
+                     sample_weight: np.ndarray | None, gen: torch.Generator):
+    """(batch draw, loss class weights) of the recipe's re-balancing (see train_cnn)."""
+    draw = BatchSampler(y, num_classes, balanced, gen)
+    if sample_weight is not None:
+        probs = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64), device=y.device)
+        draw = (lambda n: torch.multinomial(probs, n, replacement=True, generator=gen))  # noqa: E731
+    weight = None
+    if class_weighted:
+        counts = torch.bincount(y, minlength=num_classes).float().clamp_min(1)
+        weight = len(y) / (num_classes * counts)
+    return draw, weight
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
             batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, K), features (N, F)) for uint8 images; models without `features` give logits."""
+    """(probabilities (N, K), features (N, F)) for uint8 images; models without `features` give logits.
+    In fp32 (training may run in bf16): the features feed Frechet distances, and prediction is cheap."""
     probs, feats = [], []
     for b in range(0, len(images), batch_size):
         x = to_input(images[b:b + batch_size], device)

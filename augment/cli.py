@@ -186,7 +186,7 @@ def _evaluate(args, progress: _Progress) -> None:
         ros, best = _interval(row, "minus_random_oversampling"), _interval(row, "minus_best_classical")
         print(f"{row['classifier']}: augmented - random oversampling {ros}; - best classical arm "
               f"({row['best_classical']}) {best}  (paired bootstrap 95% intervals; one holding 0 is noise)")
-    print(f"\nWritten: {args.run / 'evaluation.csv'}, {args.run / 'evaluation.json'}; report updated.")
+    print(f"\nWritten: {args.run / 'downstream.csv'}, {args.run / 'downstream.json'}; report updated.")
 
 
 def _interval(row: dict, name: str) -> str:

@@ -1,5 +1,5 @@
 """`augment evaluate --run DIR --test SPEC`: the downstream arms on a finished run's output, read back
-from its files, scored on a test set the user names. Writes evaluation.csv and evaluation.json into
+from its files, scored on a test set the user names. Writes downstream.csv and downstream.json into
 the run folder and adds the downstream table to its report."""
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def evaluate_run(run: str | Path, test_spec: str, classifiers: tuple[str, ...] =
               "tail_classes": [names[c] for c in tail_classes(y, len(names))],
               "summary": summary.to_dict(orient="records"), "gap": gaps,
               "runs": all_runs.to_dict(orient="records")}
-    write_json(run / "evaluation.json", result)
-    write_text(run / "evaluation.csv", summary.to_csv(index=False))
+    write_json(run / "downstream.json", result)
+    write_text(run / "downstream.csv", summary.to_csv(index=False))
     quality = pd.read_csv(run / "quality.csv") if (run / "quality.csv").exists() else None
     shown = summary[["classifier", "arm", "balanced_accuracy_mean", "balanced_accuracy_std", "macro_f1_mean",
                      "tail_recall_mean", "minus_random_oversampling", "minus_random_oversampling_low",

@@ -1,6 +1,6 @@
 """`augment export`: a chosen subset of a finished run in a chosen format, written atomically.
 
-Formats: 'imagefolder' (TO/<class>/<file>.png plus manifest.csv), 'npz' (TO, one file: uint8 `x`,
+Formats: 'imagefolder' (TO/<class>/<file>.png plus manifest.csv and metadata.csv), 'npz' (TO, one file: uint8 `x`,
 `y`, `class_names` of the classes present in the subset, `run_label` (the run's class index), and
 every manifest column as an array of the same name), 'csv' (TO/labels.csv
 with `path,label` plus every manifest column, and the images under TO/images/). Each of them reads
@@ -118,11 +118,15 @@ def _copy_images(run: Path, root: Path, rows: pd.DataFrame, prefix: str,
 
 
 def _imagefolder(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
-    """TO/<the run's class folder>/<file>.png; a class whose folder is named like the manifest file gets
-    `-class` appended (manifest.csv keeps every row's class_name and label as the run has them)."""
+    """TO/<the run's class folder>/<file>.png; a class whose folder is named like the manifest or metadata
+    file gets `-class` appended (manifest.csv keeps every row's class_name and label as the run has them).
+    metadata.csv holds the same rows with `file_name`, for Hugging Face's imagefolder."""
     tmp.mkdir()
-    new = _copy_images(run, tmp, rows, ".", rename={"manifest.csv": "manifest.csv-class"})
-    _with_source(rows, run, new).to_csv(tmp / "manifest.csv", index=False)
+    new = _copy_images(run, tmp, rows, ".", rename={n: f"{n}-class" for n in ("manifest.csv", "metadata.csv")})
+    table = _with_source(rows, run, new)
+    table.to_csv(tmp / "manifest.csv", index=False)
+    table.insert(0, "file_name", table["path"])
+    table.to_csv(tmp / "metadata.csv", index=False)
 
 
 def _csv(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:

@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+GAN_DIR = "gan"  # in the output: no split word a Hugging Face loader would read (see output.hf_loading)
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -101,6 +103,11 @@ class RunLayout:
     @property
     def out_meta(self) -> Path:
         return self.out / "dataset.json"
+
+    @property
+    def out_gan(self) -> Path:
+        """The output's copy of the training folder: models, sample grids, curves."""
+        return self.out / GAN_DIR
 
     @property
     def out_manifest(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +24,16 @@ from augment.data.names import class_dirs
 from augment.errors import OutputError, as_output_error
 from augment.fsutil import link_or_copy_tree, pid_alive
 from augment.generate import Synthetic
+from augment.layout import GAN_DIR
 
 SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
 MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
                     "latent_index", "round", *SCORE_COLUMNS, "weight"]
+
+
+# a path part Hugging Face's imagefolder reads as a split: the word bounded by a separator (-._ space digit, /)
+HF_SPLIT_WORD = re.compile(r"(?:^|[-._ 0-9/])(?:train|training|validation|valid|dev|val|test|testing|eval|evaluation)"
+                           r"(?:[-._ 0-9/]|$)")
 
 
 def synthetic_id(label: int, seed: int, latent_index: int) -> str:
@@ -131,7 +138,8 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
                   extras: Callable[[Path, pd.DataFrame], None] | None = None,
                   workers: int | None = None, targets: np.ndarray | None = None,
                   synthetic_weight: float = 1.0) -> pd.DataFrame:
-    """Write images, manifest.{parquet,csv}, dataset.json, train/ and whatever `extras` adds (the report),
+    """Write images (with images/metadata.csv), manifest.{parquet,csv}, dataset.json, gan/ and whatever `extras`
+    adds (the report),
     then rename into place. `generator(label)` names the model that made a class's synthetic images.
     Returns the manifest."""
     out = Path(out)
@@ -155,9 +163,11 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
             list(pool.map(lambda job: _write_png(tmp / job[0], pixels[job[1]]), jobs))
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
         manifest.to_csv(tmp / "manifest.csv", index=False)
+        write_hf_metadata(tmp, manifest)
         if train_dir is not None and Path(train_dir).is_dir():
-            link_or_copy_tree(Path(train_dir), tmp / "train")
-        meta = {**meta, "class_dirs": dict(zip(real.class_names, dirs))}
+            link_or_copy_tree(Path(train_dir), tmp / GAN_DIR)
+        meta = {**meta, "class_dirs": dict(zip(real.class_names, dirs)),
+                "huggingface": hf_loading(manifest, dirs)}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str))
         if extras is not None:
             extras(tmp, manifest)
@@ -170,6 +180,27 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def write_hf_metadata(out: Path, manifest: pd.DataFrame) -> None:
+    """images/metadata.csv: one row per image under images/ (real and kept synthetic) with every manifest
+    column, `file_name` relative to images/. Hugging Face's imagefolder then yields these rows with their
+    provenance, from data_dir=RUN and data_dir=RUN/images alike, and nothing else (figures, rejected)."""
+    rows = manifest[manifest["path"].str.startswith("images/")]
+    rows.insert(0, "file_name", rows["path"].str.slice(len("images/")))
+    rows.to_csv(out / "images" / "metadata.csv", index=False)
+
+
+def hf_loading(manifest: pd.DataFrame, dirs: list[str]) -> dict:
+    """How the output loads with Hugging Face datasets. Its imagefolder splits a folder by words in paths
+    (train, test, val, ...): a class or sample id holding one would split the images, so say how to load it."""
+    paths = [p for p in manifest["path"] if p.startswith("images/")] + [f"images/{d}/" for d in dirs]
+    clashes = sorted({p for p in paths if HF_SPLIT_WORD.search(p[len("images/"):])})
+    if not clashes:
+        return {"load": "datasets.load_dataset('imagefolder', data_dir=RUN)"}
+    return {"load": "datasets.load_dataset('imagefolder', data_files={'train': 'RUN/images/**'})",
+            "why": f"paths such as {clashes[:3]} hold a word that datasets reads as a split name, so data_dir "
+                   "would split the images; data_files names the one split"}
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

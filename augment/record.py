@@ -11,6 +11,7 @@ from augment.cache import run_key
 from augment.checkpoint import generator_sha256, load_with_sha256
 from augment.config import Config
 from augment.data.labeled import LabeledImages
+from augment.layout import GAN_DIR
 from augment.models.backbone import has_spectral_norm
 from augment.provenance import now_iso, package_versions
 from augment.version import __version__
@@ -29,7 +30,7 @@ def checkpoint_records(training: dict, train_dir: Path) -> list[dict]:
     records = []
     for key, run in training["runs"].items():
         state, sha256 = load_with_sha256(train_dir / run["best_checkpoint"])
-        records.append({"path": f"train/{run['best_checkpoint']}", "sha256": sha256,
+        records.append({"path": f"{GAN_DIR}/{run['best_checkpoint']}", "sha256": sha256,
                         "generator_sha256": generator_sha256(state),
                         "spectral_norm": has_spectral_norm(state["discriminator"]),
                         "step": run["best_step"], "steps_trained": run["step"], "quality_score": run["best_score"],

@@ -121,11 +121,11 @@ def plot_training_curves(stats_path: Path, path: Path) -> bool:
 
 
 def write_training_figures(run_dir: Path) -> None:
-    """training.gif from the sample grids and curves.png from stats.jsonl, inside the training folder."""
+    """samples.gif from the sample grids and curves.png from stats.jsonl, inside the training folder."""
     from augment.grids import save_gif
 
     run_dir = Path(run_dir)
-    save_gif(sorted((run_dir / "samples").glob("grid-*.png")), run_dir / "training.gif")
+    save_gif(sorted((run_dir / "samples").glob("grid-*.png")), run_dir / "samples.gif")
     plot_training_curves(run_dir / "stats.jsonl", run_dir / "curves.png")
 
 
@@ -237,8 +237,8 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
             shutil.copyfile(grid, figs / f"samples-{tag}.png")
             b += [("h2", f"Generator samples at the chosen step {ck['step']} ({label}; one row per class)"),
                   ("img", f"figures/samples-{tag}.png", "samples")]
-        if plot_training_curves(run_dir / "stats.jsonl", figs / f"training-{tag}.png"):
-            b += [("h2", f"Training ({label})"), ("img", f"figures/training-{tag}.png", "training curves")]
+        if plot_training_curves(run_dir / "stats.jsonl", figs / f"curves-{tag}.png"):
+            b += [("h2", f"Training ({label})"), ("img", f"figures/curves-{tag}.png", "training curves")]
     for title, table in extra or []:
         b += [("h2", title), ("table", table)]
     if meta.get("shortfall"):

@@ -120,7 +120,7 @@ def test_evaluate_command_on_a_finished_run(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--test", f"{test}", "--cnn-steps", "5"]) == 0
     out = capsys.readouterr().out
     assert "augmented" in out and "smote" in out
-    result = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    result = json.loads((tmp_path / "run" / "downstream.json").read_text())
     assert {r["arm"] for r in result["summary"]} >= {"imbalanced", "augmented", "smote"}
     assert {r["classifier"] for r in result["summary"]} == {"logreg", "cnn"}
     assert "Downstream evaluation" in (tmp_path / "run" / "report.md").read_text()

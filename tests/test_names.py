@@ -28,3 +28,7 @@ def test_class_dirs_are_unique_even_when_names_collide():
     assert len(set(d.lower() for d in dirs)) == 5
     assert dirs[0] == "a_b" and dirs[1] == "a_b-2"
     assert dirs[3] == "class_3" and dirs[4] == "class_4"
+
+
+def test_a_class_named_like_the_metadata_file_beside_the_class_folders_gets_its_own_folder():
+    assert class_dirs(["metadata.csv", "cat"]) == ["metadata.csv-2", "cat"]

@@ -29,8 +29,8 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
     out = tmp_path / "out"
     summary = run_pipeline(str(folder), tiny_config(*CFG), out)
     assert summary["counts_after"] == {"cat": 6, "dog": 6} and summary["kept"] == {"cat": 0, "dog": 3}
-    assert sorted(os.listdir(out)) == ["dataset.json", "figures", "images", "manifest.csv", "manifest.parquet",
-                                       "quality.csv", "rejected", "report.html", "report.md", "train"]
+    assert sorted(os.listdir(out)) == ["dataset.json", "figures", "gan", "images", "manifest.csv", "manifest.parquet",
+                                       "quality.csv", "rejected", "report.html", "report.md"]
     m = pd.read_parquet(out / "manifest.parquet")
     for col in ("path", "label", "class_name", "is_synthetic", "source_id", "seed", "aux_prob", "kept", "realism",
                 "latent_index", "generator", "split"):
@@ -52,9 +52,9 @@ def test_output_layout_manifest_and_dataset_json(folder, tmp_path):
     assert meta["checkpoint"]["spectral_norm"] is True  # what 'auto' resolved to for acgan, read from the weights
     assert meta["package_versions"]["torch"]
     assert meta["training"]["precision"] == resolve_precision(torch.device("cpu"))  # bf16 on an AMX CPU, else fp32
-    run = out / "train" / "all"  # conditional variants train one model for all classes
+    run = out / "gan" / "all"  # conditional variants train one model for all classes
     assert (run / "stats.jsonl").is_file() and list((run / "samples").glob("grid-*.png"))
-    assert (run / "training.gif").is_file() and (run / "curves.png").is_file()
+    assert (run / "samples.gif").is_file() and (run / "curves.png").is_file()
     assert (out / "figures" / "class_balance.png").is_file()
     assert "| dog | 3 | 3 | 3 |" in (out / "report.md").read_text()
     assert siblings(out) == []  # no work or temp folder left beside it
@@ -119,7 +119,7 @@ def test_labels_that_would_escape_the_output_stay_inside(tmp_path):
         resolved = (out / p).resolve()
         assert resolved.is_relative_to(root) and resolved.is_file()
     assert set(manifest.class_name) == {"../x", "a/b", ".", "ok"}
-    assert sorted(os.listdir(out / "images")) == ["_x", "a_b", "class_0", "ok"]
+    assert sorted(os.listdir(out / "images")) == ["_x", "a_b", "class_0", "metadata.csv", "ok"]
     assert not (tmp_path / "x").exists()
     assert json.loads((out / "dataset.json").read_text())["class_dirs"]["../x"] == "_x"
 

@@ -96,8 +96,8 @@ def test_dcgan_trains_one_generator_per_class_that_needs_images(tmp_path):
     meta = json.loads((out / "dataset.json").read_text())
     assert sorted(tuple(c["classes"]) for c in meta["checkpoints"]) == [("few",), ("fewer",)]
     assert "trained alongside on the real images only" in meta["scorers"]["aux_prob"]
-    assert (out / "train" / "aux_classifier.pt").is_file()
-    assert sorted(p.name for p in (out / "train").iterdir() if p.is_dir()) == ["class-000", "class-001"]
+    assert (out / "gan" / "aux_classifier.pt").is_file()
+    assert sorted(p.name for p in (out / "gan").iterdir() if p.is_dir()) == ["class-000", "class-001"]
 
 
 def test_single_folder_dataset_exports_synthetic_images_with_dcgan(tmp_path):
@@ -140,7 +140,7 @@ def test_the_aux_classifiers_time_comes_out_of_the_training_budget(tmp_path):
     cfg = tiny_config("model.variant=cgan", *KEEP_ALL, "train.steps=100000", "train.aux_steps=400",
                       "train.max_seconds=0.05")
     run_pipeline(str(folder), cfg, tmp_path / "out")
-    summary = json.loads((tmp_path / "out" / "train" / "result.json").read_text())
+    summary = json.loads((tmp_path / "out" / "gan" / "result.json").read_text())
     assert summary["aux_classifier_seconds"] > 0.05  # 400 steps: the classifier alone spends the budget
     assert summary["runs"]["all"]["step"] == 1  # so the GAN gets only its first step and checkpoint
     assert summary["seconds"] >= summary["aux_classifier_seconds"]

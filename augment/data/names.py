@@ -30,9 +30,10 @@ def safe_component(name: str, fallback: str = "unnamed") -> str:
 
 
 def class_dirs(class_names: list[str]) -> list[str]:
-    """A unique safe folder name per class, in class order; clashes get a numeric suffix."""
+    """A unique safe folder name per class, in class order; clashes get a numeric suffix, and so does a
+    class named like images/metadata.csv, the file beside the class folders."""
     dirs: list[str] = []
-    taken: set[str] = set()
+    taken: set[str] = {"metadata.csv"}
     for i, name in enumerate(class_names):
         base = safe_component(name, fallback=f"class_{i}")
         d, n = base, 2

@@ -372,7 +372,9 @@ def _npz(path: Path, split: str, image: ImageConfig, spec: str) -> LabeledImages
                            "Save plain numeric arrays with np.savez.") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise DatasetError(f"'{path}' is not a readable .npz file: {exc}") from None
-    return _from_array_source(x, y, names, split, image, spec, 1 if split == "test" else 2)
+    # 'trainset-000001', not 'train-000001': a split word bounded by '-' would split the output's images
+    # for Hugging Face datasets (output.hf_loading)
+    return _from_array_source(x, y, names, f"{split}set", image, spec, 1 if split == "test" else 2)
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:

@@ -165,6 +165,8 @@ def _print_dry_run(args, cfg) -> None:
     print(f"\nDevice {plan.device}, precision {plan.precision}; {plan.gans} GAN(s) of {cfg.train.steps} steps at "
           f"{plan.seconds_per_step * 1000:.0f} ms a step (measured): training about {plan.training_seconds / 60:.1f} "
           "min, plus generation, scoring and the amount probe.")
+    for note in plan.notes:
+        print(f"\nNote: {note}")
     print("\nSettings:\n" + json.dumps(cfg.to_dict(), indent=2))
 
 

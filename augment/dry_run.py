@@ -16,7 +16,7 @@ from augment.device import resolve_device
 from augment.models import get_variant
 from augment.output import check_not_over_inputs
 from augment.precision import resolve_precision
-from augment.run_checks import check_and_plan
+from augment.run_checks import check_and_plan, plan_notes
 from augment.train import new_state, step_parts, train_step
 
 TIMED_STEPS, WARMUP_STEPS = 5, 2
@@ -34,6 +34,7 @@ class DryRun:
     gans: int
     seconds_per_step: float
     training_seconds: float
+    notes: list[str]
 
 
 def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None = None) -> DryRun:
@@ -50,7 +51,8 @@ def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None
     per_step = _seconds_per_step(data, cfg, device, precision)
     classes = [{"class": n, "real": c, "planned": plan[n], "generated for": quota[n]}
                for n, c in data.counts_by_name().items()]
-    return DryRun(data.source, classes, str(device), precision, gans, per_step, per_step * cfg.train.steps * gans)
+    return DryRun(data.source, classes, str(device), precision, gans, per_step, per_step * cfg.train.steps * gans,
+                  plan_notes(data, cfg, plan))
 
 
 def _seconds_per_step(data, cfg: Config, device: torch.device, precision: str) -> float:

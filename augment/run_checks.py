@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augment.amount import probe_split
+from augment.amount import auto_forecast, probe_split
 from augment.balance import plan_synthetic
 from augment.config import Config
 from augment.data.labeled import LabeledImages
@@ -26,3 +26,11 @@ def check_and_plan(data: LabeledImages, cfg: Config, out: Path) -> dict[str, int
         raise ConfigError(f"model.variant = {variant.name!r} needs at least {variant.min_classes} classes; "
                           f"'{data.source}' has {data.num_classes}. Use 'acgan', 'cgan' or 'dcgan'.")
     return plan
+
+
+def plan_notes(data: LabeledImages, cfg: Config, plan: dict[str, int]) -> list[str]:
+    """What a user should know before the run spends its time: shared by the load stage and --dry-run."""
+    if cfg.balance.synthetic_share != "auto" or not any(plan.values()):
+        return []
+    forecast = auto_forecast(data, plan, cfg.seed)
+    return [forecast] if forecast else []

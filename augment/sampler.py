@@ -180,7 +180,7 @@ class GANOverSampler(BaseOverSampler):
 
 
 def _best_checkpoint(layout: RunLayout) -> str | None:
+    """The conditional GAN's best checkpoint (None for dcgan, which trains one GAN per class)."""
     from augment.atomic import read_json
 
-    """The conditional GAN's best checkpoint (None for dcgan, which trains one GAN per class)."""
     return read_json(layout.train_result)["runs"].get("all", {}).get("best_checkpoint")

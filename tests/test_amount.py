@@ -89,6 +89,15 @@ def test_auto_adds_nothing_when_too_few_images_are_held_out(separable):
     assert choice.share == 0.0 and "too few held-out" in choice.reason and choice.curve == []
 
 
+def test_the_run_says_before_training_when_auto_cannot_measure_a_gain(separable):
+    from augment.amount import auto_forecast
+
+    few = separable.subset(np.r_[0:60, 60:75])  # 3 vertical bars held out: too few to measure on
+    note = auto_forecast(few, {"h": 0, "v": 45}, seed=0)
+    assert "['v']" in note and "balance.synthetic_share" in note and "will add no synthetic images" in note
+    assert auto_forecast(separable, {"h": 0, "v": 30}, seed=0) is None  # 6 held out: enough
+
+
 def test_auto_refuses_a_class_with_no_image_to_hold_out(tmp_path):
     folder = make_image_folder(tmp_path / "ds", {"cat": 8, "dog": 2}, size=8)
     with pytest.raises(ConfigError, match="balance.synthetic_share"):

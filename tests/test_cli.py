@@ -121,6 +121,11 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(folder, tmp_
     assert "nothing was written" in out and "training about" in out and '"steps": 2' in out
     assert "dog" in out and "generated for" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+    share_auto = ["--set", 'balance.synthetic_share="auto"']
+    many = make_image_folder(tmp_path / "many", {"cat": 20, "dog": 10}, size=8)  # dog holds out 2 images
+    assert main(["run", "--data", str(many), "--out", str(tmp_path / "out"), *TINY_SETS, *share_auto, "--dry-run"]) == 0
+    assert "Note: balance.synthetic_share = 'auto' will add no synthetic images: class(es) ['dog']" in \
+        capsys.readouterr().out
 
 
 def test_dry_run_refuses_what_the_run_would_refuse(folder, capsys):

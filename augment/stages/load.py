@@ -3,6 +3,7 @@ work folder. Everything that can be refused is refused here, before anything is 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +17,10 @@ from augment.data.readers import input_paths, load_dataset
 from augment.errors import ConfigError, as_output_error
 from augment.layout import RunLayout, scheduled_run_dir
 from augment.output import check_not_over_inputs
-from augment.run_checks import check_and_plan
+from augment.run_checks import check_and_plan, plan_notes
 from augment.train import training_signature
+
+log = logging.getLogger("augment")
 
 
 def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inputs: Sequence[Path] = ()) -> dict:
@@ -34,6 +37,8 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inpu
         shutil.rmtree(layout.work, ignore_errors=True)  # left only if killed while tidying up
         return {"up_to_date": True, "source": data.source, "fingerprint": data.fingerprint, "key": key}
     plan = check_and_plan(data, cfg, layout.out)
+    for note in plan_notes(data, cfg, plan):
+        log.warning(note)
     run = {"source": data.source, "fingerprint": data.fingerprint, "training": training_signature(cfg),
            "config": cfg.to_dict()}
     if layout.run_json.exists():

@@ -5,7 +5,8 @@ pixels (imbalanced-learn); post-hoc logit adjustment (the imbalanced model's log
 prior, Menon et al. 2021); deferred re-weighting (CNN: plain loss for the first DEFER of the steps,
 class-weighted after, Cao et al. 2019); real + kept synthetic (augmented) and two stacked arms (class
 weighting over real + synthetic; deferred re-weighting whose deferred phase draws real + synthetic with
-the balancing weights); synthetic only (the classification accuracy score); and, where the caller has
+the balancing weights; the augmented arm finished on real, its head re-fitted on class-balanced real images,
+cRT, Kang et al. 2020); synthetic only (the classification accuracy score); and, where the caller has
 it, the full balanced real data (the upper bound).
 Classifiers: logistic regression on pixels, and the SmallCNN with its fixed recipe.
 Metrics: balanced accuracy, macro-F1, tail recall (mean recall of the 3 classes with the fewest
@@ -29,8 +30,9 @@ from augment.score.probe import fit_pixel_logreg
 # the arms without synthetic images: "best classical arm" is the best of these
 CLASSICAL = ("imbalanced", "random oversampling", "class-weighted", "smote", "logit-adjusted",
              "deferred re-weighting")
-STACKED = ("class-weighted + synthetic", "deferred re-weighting + synthetic")
+STACKED = ("class-weighted + synthetic", "deferred re-weighting + synthetic", "augmented, finished on real")
 ARM_ORDER = (*CLASSICAL, "augmented", *STACKED, "synthetic only", "full balanced (upper bound)")
+CRT_SHARE = 0.2  # finishing on real: head re-fitting steps as a share of the arm's steps
 DEFER = 0.75  # deferred re-weighting: the share of the steps before re-weighting (Cao et al.: 160 of 200 epochs)
 
 
@@ -43,6 +45,7 @@ class Arm:
     logit_adjusted: bool = False  # predict argmax(logits - log prior of `labels`)
     deferred: bool = False  # CNN only: plain draws from the first `early_rows` for DEFER of the steps
     early_rows: int | None = None
+    real_rows: int | None = None  # CNN only: finish on real, re-fitting the head on the first real_rows (cRT)
 
 
 def tail_classes(train_labels: np.ndarray, num_classes: int, n: int = 3) -> list[int]:
@@ -117,6 +120,7 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
         arms["class-weighted + synthetic"] = Arm(*both, class_weighted=True)
         arms["deferred re-weighting + synthetic"] = Arm(*both, weights=arms["augmented"].weights, deferred=True,
                                                         early_rows=len(y))
+        arms["augmented, finished on real"] = Arm(*both, weights=arms["augmented"].weights, real_rows=len(y))
         for r in mix_ratios:
             arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
@@ -151,6 +155,10 @@ def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int,
                               balanced=False, class_weighted=arm.class_weighted, sample_weight=arm.weights,
                               defer=DEFER if arm.deferred else 0.0, early_rows=arm.early_rows,
                               augmentation=augmentation)
+        if arm.real_rows is not None:
+            x_real, y_real = arm.images[:arm.real_rows], arm.labels[:arm.real_rows].astype(np.int64)
+            cnn.retrain_head(model, torch.from_numpy(x_real), torch.from_numpy(y_real), seed=seed, device=device,
+                             steps=max(1, round(CRT_SHARE * cnn_steps)), augmentation=augmentation)
         log_p = np.log(np.maximum(cnn.predict(model, torch.from_numpy(x_test), device)[0], 1e-30))
         return (log_p - log_prior if arm.logit_adjusted else log_p).argmax(1)
     raise ValueError(f"unknown downstream classifier {classifier!r}; use 'logreg' or 'cnn'")
@@ -164,8 +172,8 @@ def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, 
     rows = []
     for classifier in classifiers:
         for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
-            if arms[name].deferred and classifier != "cnn":
-                continue  # deferral needs steps: the CNN's arm only
+            if (arms[name].deferred or arms[name].real_rows is not None) and classifier != "cnn":
+                continue  # deferral and a re-fitted head need a network: the CNN's arms only
             pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
             if predictions is not None:
                 predictions[(classifier, name, seed)] = np.asarray(pred)

@@ -28,12 +28,13 @@ def test_arms_and_metrics_on_separable_data():
     arms = build_arms(x, y, seed=0, x_aug=x[y == 2], y_aug=y[y == 2], x_syn=x, y_syn=y, x_full=x, y_full=y)
     assert set(arms) == {"imbalanced", "random oversampling", "class-weighted", "smote", "logit-adjusted",
                          "deferred re-weighting", "augmented", "class-weighted + synthetic",
-                         "deferred re-weighting + synthetic", "synthetic only", "full balanced (upper bound)"}
+                         "deferred re-weighting + synthetic", "augmented, finished on real", "synthetic only",
+                         "full balanced (upper bound)"}
     assert np.bincount(arms["random oversampling"].labels).tolist() == [30, 30, 30]
     assert np.bincount(arms["smote"].labels).tolist() == [30, 30, 30]
     assert arms["smote"].images.dtype == np.uint8
     df = evaluate_arms(arms, x, y, 3, tail_classes(y, 3), ("logreg",), seed=0)
-    assert "deferred re-weighting" not in set(df["arm"])  # a convex fit has no phases: the CNN's arm only
+    assert not {"deferred re-weighting", "augmented, finished on real"} & set(df["arm"])  # the CNN's arms only
     assert (df["balanced_accuracy"] == 1.0).all() and (df["tail_recall"] == 1.0).all()
     gaps = gap_closed(summarise(df), "logreg")
     assert gaps["upper_bound"] == 1.0 and gaps["augmented_minus_random_oversampling"] == 0.0
@@ -83,6 +84,27 @@ def test_deferred_arm_draws_only_the_early_rows_before_it_re_weights(monkeypatch
     arm = Arm(x, y, weights=np.ones(40), deferred=True, early_rows=20)  # rows 20.. (bright) enter late
     fit_predict("cnn", arm, x[:2], 2, 0, cnn_steps=8, cnn_width=4, augmentation="none")
     assert max(seen[:6]) < 0.1 and min(seen[6:]) > 0.9  # 0.75 x 8 = 6 early steps of dark rows only
+
+
+def test_finishing_on_real_refits_only_the_head_on_the_real_rows():
+    import torch
+
+    from augment.score import cnn
+
+    # synthetic rows (label 1) look like class 0: trained on everything, the network calls 0-like images 1;
+    # with its head re-fitted on the real rows only, it reads them as the real data says
+    x = np.concatenate([np.full((20, 1, 8, 8), 10, np.uint8), np.full((20, 1, 8, 8), 250, np.uint8),
+                        np.full((40, 1, 8, 8), 10, np.uint8)])
+    y = np.repeat([0, 1, 1], [20, 20, 40])
+    model = cnn.train_cnn(torch.from_numpy(x), torch.from_numpy(y), 2, steps=60, width=4, balanced=False)
+    assert (cnn.predict(model, torch.from_numpy(x[:20]))[0].argmax(1) == 1).all()  # misled by the synthetic rows
+    body = [p.detach().clone() for p in model.body.parameters()]
+    cnn.retrain_head(model, torch.from_numpy(x[:40]), torch.from_numpy(y[:40]), steps=150, augmentation="none")
+    assert all(torch.equal(a, b) for a, b in zip(body, model.body.parameters()))  # the features stay
+    pred = cnn.predict(model, torch.from_numpy(x[:40]))[0].argmax(1)
+    assert (pred[:20] == 0).mean() == 1.0 and (pred[20:] == 1).mean() == 1.0
+    arm = Arm(x, y, weights=np.ones(len(y)), real_rows=40)
+    assert (fit_predict("cnn", arm, x[:40], 2, 0, cnn_steps=200, cnn_width=4)[:20] == 0).all()
 
 
 def test_standard_augmentation_rotates_and_shifts_within_its_bounds():

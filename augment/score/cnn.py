@@ -113,6 +113,33 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     return model.eval()
 
 
+def retrain_head(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: int, seed: int = 0,
+                 device: torch.device | str = "cpu", batch_size: int = 128, augmentation: str = "shift",
+                 precision: str = "auto") -> SmallCNN:
+    """Classifier re-training (cRT, Kang et al. 2020): keep the features, fit a fresh linear head on
+    class-balanced batches of `images` (the real ones), so what the body learned from synthetic images stays
+    while the decision is made on real ones."""
+    device = torch.device(device)
+    torch.manual_seed(seed + 2)
+    model.head.reset_parameters()
+    opt = torch.optim.Adam(model.head.parameters(), lr=1e-3)
+    gen = torch.Generator(device=device).manual_seed(seed + 3)
+    x_all, y_all = images.to(device), labels.to(device)
+    draw = BatchSampler(y_all, model.head.out_features, True, gen)
+    amp = autocast_for(device, precision)
+    model.eval()  # no dropout or batch norm in the body: eval only documents that it is frozen
+    for _ in range(steps):
+        idx = draw(min(batch_size, max(2, len(y_all))))
+        x = augment_batch(x_all[idx].float().div_(255.0), augmentation, gen)
+        with torch.no_grad(), amp:
+            feats = model.features(x)
+        loss = F.cross_entropy(model.head(feats.float()), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model
+
+
 def _rebalanced_draw(y: torch.Tensor, num_classes: int, balanced: bool, class_weighted: bool,
                      sample_weight: np.ndarray | None, gen: torch.Generator):
     """(batch draw, loss class weights) of the recipe's re-balancing (see train_cnn)."""

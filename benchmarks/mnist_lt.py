@@ -52,6 +52,7 @@ from augment.paired import Difference
 from augment.pipeline import run_pipeline
 from augment.precision import resolve_precision
 from augment.provenance import package_versions
+from augment.stages.export import summary_from_output
 
 GAN = ["model.width=32", "train.steps=3000", "train.checkpoint_every=250", "train.log_every=50", "score.cas=false"]
 PER_CLASS = 4000
@@ -64,7 +65,7 @@ def split(seed: int, per_class: int = PER_CLASS):
     full = subsample_per_class(y, [per_class] * 10, seed + 1000)  # the whole train split: 4000 of each class
     names = [str(i) for i in range(10)]
     train = LabeledImages(torch.from_numpy(x[lt])[:, None].contiguous(), torch.from_numpy(y[lt]), names,
-                          [f"train-{i:06d}" for i in lt], f"mnist-lt(seed={seed})")
+                          [f"mnist-{i:06d}" for i in lt], f"mnist-lt(seed={seed})")
     return train, (x[full][:, None], y[full]), (d["x_test"][:, None], d["y_test"].astype(np.int64))
 
 
@@ -98,6 +99,9 @@ def main() -> None:
     p.add_argument("--mix-ratios", default="", help="extra augmented arms, e.g. '1,2': each class takes at most "
                    "r x its real count of synthetic images and oversamples its real ones for the rest")
     p.add_argument("--keep", type=Path, help="keep each seed's augment output under this folder")
+    p.add_argument("--reuse", action="store_true", help="with --keep: read a seed's output kept by an earlier run "
+                   "instead of running augment again (to add arms to saved rows; merge them with --from-csv)")
+    p.add_argument("--arms", default="", help="only these arms (comma-separated names), e.g. to add a new arm")
     p.add_argument("--from-csv", type=Path, nargs="+", help="train nothing: print the summary of rows saved with "
                    "--save by earlier invocations (e.g. seeds run on different days)")
     args = p.parse_args()
@@ -132,7 +136,10 @@ def main() -> None:
         cfg = build_config(sets=[f"seed={seed}", *sets])
         out = root / f"seed{seed}"
         t0 = time.perf_counter()
-        summary = run_pipeline(train, cfg, out)
+        if args.reuse and (out / "dataset.json").exists():
+            summary = summary_from_output(out)
+        else:
+            summary = run_pipeline(train, cfg, out)
         seconds = time.perf_counter() - t0
         got = read_output(out)
         (x, y, w_real), (xs, ys, w_syn) = got["real"], got["kept"]
@@ -144,6 +151,12 @@ def main() -> None:
                           mix_ratios=tuple(float(r) for r in args.mix_ratios.split(",") if r.strip()))
         arms["augmented, all kept synthetic"] = arms.pop("augmented")
         arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([w_real, w_syn]))
+        if args.arms:
+            wanted = [a.strip() for a in args.arms.split(",")]
+            unknown = sorted(set(wanted) - set(arms))
+            if unknown:
+                sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
+            arms = {a: arms[a] for a in wanted}
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width, augmentation=args.cnn_augmentation)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))

@@ -1,14 +1,17 @@
-"""digits-LT (docs/benchmarks.md): does a logistic regression trained on augment's output beat the classical fixes?
+"""digits-LT (docs/benchmarks.md): does a classifier trained on augment's output beat the classical fixes?
 
 For each seed: stratified 60/40 split of scikit-learn's digits, exponential imbalance (ratio 20) on
 the train split, `augment` run end to end on it (the demo's settings unless overridden), then
-logistic regression on pixels trained on: the imbalanced split; random oversampling; class weights;
-SMOTE; and augment's output read back from disk as a user receives it (real and kept synthetic images
-with the manifest's weights). Scored on the untouched test split. Prints mean ± std over the seeds and,
-for every arm, the paired bootstrap 95% interval of (arm - random oversampling) and (arm - the best
-classical arm), resampling seeds and test images within each class (the arms share seeds).
+logistic regression on pixels and the SmallCNN recipe trained on: the imbalanced split; random
+oversampling; class weights; SMOTE; post-hoc logit adjustment; deferred re-weighting (CNN); and
+augment's output read back from disk as a user receives it (real and kept synthetic images with the
+manifest's weights: logistic regression's sample weights, the CNN's weighted batch draw). Scored on the
+untouched test split. Prints mean ± std over the seeds and, for every arm and classifier, the paired
+bootstrap 95% interval of (arm - random oversampling) and (arm - the best classical arm), resampling
+seeds and test images within each class (the arms share seeds).
 
-    python benchmarks/digits_lt.py [--seeds 5] [--set key=value ...] [--save rows.csv]
+    python benchmarks/digits_lt.py [--seeds 5] [--classifiers logreg,cnn] [--cnn-steps 1000] [--set key=value ...]
+        [--save rows.csv]
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from augment.pipeline import run_pipeline
 from augment.provenance import package_versions
 
 
-def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict) -> tuple[pd.DataFrame, float, dict]:
+def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict, classifiers: tuple[str, ...],
+             cnn_steps: int) -> tuple[pd.DataFrame, float, dict]:
     cfg = build_config(sets=[f"seed={seed}", *sets], base=DEMO_CONFIG)
     train, test = digits_lt(seed, cfg.image)
     out = workdir / f"seed{seed}"
@@ -49,14 +53,15 @@ def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict) -> tu
     arms = build_arms(x, y, seed)
     arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([real.weight, syn.weight]))
     df = evaluate_arms(arms, test.images.numpy(), test.labels.numpy(), train.num_classes,
-                       tail_classes(y, train.num_classes), ("logreg",), seed, predictions=predictions)
+                       tail_classes(y, train.num_classes), classifiers, seed, predictions=predictions,
+                       cnn_steps=cnn_steps, cnn_width=16)
     predictions[("y_test", seed)] = test.labels.numpy()
     return df, seconds, summary.get("synthetic_share") or {}
 
 
-def paired(predictions: dict, arm: str, ref: str, seeds: list[int]):
-    return paired_bootstrap_sets([(predictions[("logreg", arm, s)] == predictions[("y_test", s)],
-                                   predictions[("logreg", ref, s)] == predictions[("y_test", s)],
+def paired(predictions: dict, classifier: str, arm: str, ref: str, seeds: list[int]):
+    return paired_bootstrap_sets([(predictions[(classifier, arm, s)] == predictions[("y_test", s)],
+                                   predictions[(classifier, ref, s)] == predictions[("y_test", s)],
                                    predictions[("y_test", s)]) for s in seeds])
 
 
@@ -64,7 +69,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--set", dest="sets", action="append", default=[])
-    p.add_argument("--save", help="write every (arm, seed) row to this CSV")
+    p.add_argument("--save", help="write every (classifier, arm, seed) row to this CSV")
+    p.add_argument("--classifiers", default="logreg,cnn")
+    p.add_argument("--cnn-steps", type=int, default=1000)
     args = p.parse_args()
     cfg = build_config(sets=args.sets, base=DEMO_CONFIG)
     versions = package_versions()
@@ -74,30 +81,34 @@ def main() -> None:
     print(f"# GAN: {cfg.model.variant}, width {cfg.model.width}, latent {cfg.model.latent_dim}, "
           f"{cfg.train.steps} steps, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "
           f"diffaugment '{cfg.train.diffaugment}', strategy {cfg.balance.sampling_strategy}, "
-          f"min_aux_prob {cfg.select.min_aux_prob}; downstream: LogisticRegression(C=1, max_iter=300) on pixels")
+          f"min_aux_prob {cfg.select.min_aux_prob}; downstream: LogisticRegression(C=1, max_iter=300) on pixels, "
+          f"SmallCNN width 16, {args.cnn_steps} steps of batch 128")
+    classifiers = tuple(c.strip() for c in args.classifiers.split(","))
     frames, times, predictions = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions)
+            df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions, classifiers, args.cnn_steps)
             frames.append(df)
             times.append(seconds)
-            row = df.set_index("arm")["balanced_accuracy"]
             print(f"seed {seed}: pipeline {seconds:.0f} s; synthetic share {share.get('share')}; balanced accuracy "
-                  + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), flush=True)
+                  + ", ".join(f"{r.classifier}:{r.arm} {r.balanced_accuracy:.4f}" for r in df.itertuples()), flush=True)
     all_runs = pd.concat(frames)
     if args.save:
         all_runs.to_csv(args.save, index=False)
-    summary = all_runs.groupby("arm", sort=False)[["balanced_accuracy", "macro_f1", "tail_recall"]].agg(["mean", "std"])
-    best = max(CLASSICAL, key=lambda a: summary.loc[a, ("balanced_accuracy", "mean")])
     seeds = list(range(args.seeds))
-    print(f"\narm                  balanced acc      macro-F1          tail recall       "
-          f"minus random oversampling [95%]   minus best classical ({best}) [95%]")
-    for arm, r in summary.iterrows():
-        cells = "  ".join(f"{r[(m, 'mean')]:.4f} ± {r[(m, 'std')]:.4f}"
-                          for m in ("balanced_accuracy", "macro_f1", "tail_recall"))
-        vs = [str(paired(predictions, arm, ref, seeds)) if ref != arm else "-"
-              for ref in ("random oversampling", best)]
-        print(f"{arm:20s} {cells}  {vs[0]:34s} {vs[1]}")
+    for classifier in classifiers:
+        rows = all_runs[all_runs["classifier"] == classifier]
+        summary = rows.groupby("arm", sort=False)[["balanced_accuracy", "macro_f1", "tail_recall"]].agg(["mean", "std"])
+        best = max((a for a in CLASSICAL if a in summary.index),
+                   key=lambda a: summary.loc[a, ("balanced_accuracy", "mean")])
+        print(f"\n{classifier}: arm              balanced acc      macro-F1          tail recall       "
+              f"minus random oversampling [95%]   minus best classical ({best}) [95%]")
+        for arm, r in summary.iterrows():
+            cells = "  ".join(f"{r[(m, 'mean')]:.4f} ± {r[(m, 'std')]:.4f}"
+                              for m in ("balanced_accuracy", "macro_f1", "tail_recall"))
+            vs = [str(paired(predictions, classifier, arm, ref, seeds)) if ref != arm else "-"
+                  for ref in ("random oversampling", best)]
+            print(f"{arm:24s} {cells}  {vs[0]:34s} {vs[1]}")
     print(f"\npipeline wall time per seed: {np.mean(times):.0f} ± {np.std(times):.0f} s")
 
 

@@ -24,7 +24,7 @@ SETTINGS = {
     "default": {},  # what torch does unasked: one thread per core, GNU OpenMP's default spin-then-sleep
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},  # waiting threads sleep at once
     "one-thread": {"OMP_NUM_THREADS": "1"},
-    "passive, threads = cores - 1 busy": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
+    "passive-one-thread": {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"},
 }
 INTERVAL = 10  # steps per timed interval
 

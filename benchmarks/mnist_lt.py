@@ -101,7 +101,8 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep each seed's augment output under this folder")
     p.add_argument("--reuse", action="store_true", help="with --keep: read a seed's output kept by an earlier run "
                    "instead of running augment again (to add arms to saved rows; merge them with --from-csv)")
-    p.add_argument("--arms", default="", help="only these arms (comma-separated names), e.g. to add a new arm")
+    p.add_argument("--arms", default="", help="only these arms (names separated by ';', as some hold a comma), "
+                   "e.g. to add a new arm to saved rows")
     p.add_argument("--from-csv", type=Path, nargs="+", help="train nothing: print the summary of rows saved with "
                    "--save by earlier invocations (e.g. seeds run on different days)")
     args = p.parse_args()
@@ -152,7 +153,7 @@ def main() -> None:
         arms["augmented, all kept synthetic"] = arms.pop("augmented")
         arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([w_real, w_syn]))
         if args.arms:
-            wanted = [a.strip() for a in args.arms.split(",")]
+            wanted = [a.strip() for a in args.arms.split(";")]
             unknown = sorted(set(wanted) - set(arms))
             if unknown:
                 sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
@@ -229,6 +230,8 @@ def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:
         print(f"  {clf:7s} {arm:34s} {rec}")
     for clf in classifiers:
         g = gap_closed(table, clf)
+        if not g:  # --arms without the augmented or any classical arm: nothing to compare here
+            continue
         print(f"\n{clf}: best classical arm '{g['best_classical']}' {g['best_classical_value']:.4f}; augmented "
               f"{g['augmented']:.4f}; upper bound {g['upper_bound']:.4f}; share of the gap closed "
               f"{g['gap_closed']:.1%}; augmented - random oversampling {g['augmented_minus_random_oversampling']:+.4f}")

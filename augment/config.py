@@ -106,7 +106,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     steps: int = _setting(3000, "a positive integer", _int_in(1),
-                          "generator steps (enough for the demo; MNIST-LT was measured up to 20,000)")
+                          "generator steps")
     batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536),
                                "images per batch (halved on out-of-memory)")
     lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
@@ -142,8 +142,8 @@ class TrainConfig:
     health_every: int = _setting(10, "a positive integer", _int_in(1),
                                  "steps between checks for NaN/inf losses and generator collapse")
     collapse_ratio: float = _setting(0.05, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                     "per-class spread, relative to real images, under which the generator counts "
-                                     "as collapsed (0: off)")
+                                     "per-class spread relative to real images under which G counts as "
+                                     "collapsed (0: off)")
     max_rollbacks: int = _setting(3, "a non-negative integer", _int_in(0),
                                   "rollbacks after divergence before training stops")
     rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),

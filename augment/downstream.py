@@ -116,6 +116,7 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
     arms["deferred re-weighting"] = Arm(x, y, class_weighted=True, deferred=True)
     if x_aug is not None:
         arms["augmented"] = weighted_output(x, y, x_aug, y_aug, synthetic_weight)
+    if x_aug is not None and len(y_aug):  # stacked arms: only where there are synthetic images to stack
         both = np.concatenate([x, x_aug]), np.concatenate([y, y_aug]).astype(np.int64)
         arms["class-weighted + synthetic"] = Arm(*both, class_weighted=True)
         arms["deferred re-weighting + synthetic"] = Arm(*both, weights=arms["augmented"].weights, deferred=True,

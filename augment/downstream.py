@@ -138,9 +138,9 @@ def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int,
     (a weighted sampler); logistic regression takes them as sample weights. augmentation: the CNN's."""
     log_prior = np.log(np.bincount(arm.labels, minlength=num_classes).clip(1) / len(arm.labels))
     if classifier == "logreg":
-        if arm.deferred:
-            raise ValueError("deferred re-weighting has no phases in logistic regression (a convex fit); "
-                             "evaluate it with the cnn")
+        if arm.deferred or arm.real_rows is not None:
+            raise ValueError("deferred re-weighting and re-fitting the head need a network's training steps, "
+                             "which logistic regression (a convex fit) has not; evaluate these arms with the cnn")
         flat = arm.images.reshape(len(arm.images), -1).astype(np.float32) / 255.0
         w = None if arm.weights is None else arm.weights * len(arm.weights) / arm.weights.sum()
         clf = fit_pixel_logreg(flat, arm.labels, seed, balanced=arm.class_weighted, sample_weight=w)

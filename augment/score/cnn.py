@@ -3,7 +3,7 @@ classifier of the benchmarks, and the classification-accuracy-score (CAS) model.
 
 The recipe is fixed on purpose, so that figures from different runs compare: Adam (lr 1e-3),
 batch 128, class-balanced batches, random shifts of up to 1/8 of the image side, `steps` steps, bf16
-autocast where augment.precision finds it fast (AMX CPUs, CUDA; 2x the steps per second of fp32 on AMX).
+autocast where augment.precision finds it fast (AMX CPUs, CUDA; 2-3x the steps per second of fp32 on AMX).
 """
 
 from __future__ import annotations

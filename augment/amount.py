@@ -96,17 +96,17 @@ def probe_split(real: LabeledImages, seed: int) -> tuple[np.ndarray, np.ndarray]
     return train, held
 
 
-def thin_classes(real: LabeledImages, with_synthetic, seed: int) -> list[str]:
-    """Classes (indices in `with_synthetic`) whose held-out real images are too few to measure a gain on."""
+def thin_classes(real: LabeledImages, with_synthetic, held: np.ndarray) -> list[str]:
+    """Classes (indices in `with_synthetic`) whose held-out real images (`held`, the probe split's) are too
+    few to measure a gain on."""
     labels = real.labels.numpy()
-    held = probe_split(real, seed)[1]
     return [real.class_names[c] for c in with_synthetic if (labels[held] == c).sum() < MIN_HELD_OUT]
 
 
 def auto_forecast(real: LabeledImages, plan: dict[str, int], seed: int) -> str | None:
     """Before any work: why 'auto' will take no synthetic images whatever the GAN draws, or None."""
     needing = [real.class_names.index(n) for n, k in plan.items() if k > 0]
-    thin = thin_classes(real, needing, seed)
+    thin = thin_classes(real, needing, probe_split(real, seed)[1])
     if not thin:
         return None
     return (f"balance.synthetic_share = 'auto' will add no synthetic images: class(es) {thin} hold out fewer than "
@@ -127,7 +127,7 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     train, held = probe_split(real, seed)
     holdout = {real.class_names[c]: int((labels[held] == c).sum()) for c in range(real.num_classes)}
     classifiers = ["logreg"] + (["cnn"] if probe_steps > 0 else [])
-    thin = thin_classes(real, np.unique(syn_labels), seed)
+    thin = thin_classes(real, np.unique(syn_labels), held)
     if thin:  # per-class recall on one or two images cannot tell a gain from luck: add nothing
         return AmountChoice(0.0, f"too few held-out real images to measure a gain: class(es) {thin} have fewer "
                                  f"than {MIN_HELD_OUT}, so the output takes no synthetic images (weights only)",

@@ -105,11 +105,6 @@ class RunLayout:
         return self.out / "dataset.json"
 
     @property
-    def out_gan(self) -> Path:
-        """The output's copy of the training folder: models, sample grids, curves."""
-        return self.out / GAN_DIR
-
-    @property
     def out_manifest(self) -> Path:
         return self.out / "manifest.parquet"
 

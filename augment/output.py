@@ -26,7 +26,7 @@ from augment.fsutil import link_or_copy_tree, pid_alive
 from augment.generate import Synthetic
 from augment.layout import GAN_DIR
 
-SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason"]
+SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason", "rank"]
 MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
                     "latent_index", "round", *SCORE_COLUMNS, "weight"]
 
@@ -96,6 +96,14 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG")
 
 
+def selection_rank(scores: pd.DataFrame, kept: np.ndarray) -> pd.array:
+    """Each kept candidate's place in its class's selection order; missing where not kept."""
+    rank = scores["rank"].to_numpy(np.int64) if "rank" in scores else np.full(len(kept), -1)
+    out = pd.array(rank, "Int64")
+    out[~(kept & (rank >= 0))] = pd.NA
+    return out
+
+
 def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, dirs: list[str],
                    generator: Callable[[int], str], targets: np.ndarray | None = None,
                    synthetic_weight: float = 1.0) -> pd.DataFrame:
@@ -110,7 +118,8 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "is_synthetic": False, "source_id": real.sample_ids, "generator": "", "seed": pd.array([pd.NA] * n, "Int64"),
         "latent_index": pd.array([pd.NA] * n, "Int64"), "round": pd.array([pd.NA] * n, "Int64"),
         "aux_prob": np.nan, "ext_prob": np.nan, "ext_pred": pd.array([pd.NA] * n, "Int64"), "realism": np.nan,
-        "nn_distance": np.nan, "kept": True, "reject_reason": "", "_pixel": np.arange(n)})
+        "nn_distance": np.nan, "kept": True, "reject_reason": "", "rank": pd.array([pd.NA] * n, "Int64"),
+        "_pixel": np.arange(n)})
     ys, li = synth.labels.numpy(), synth.latent_index.numpy()
     kept = scores["kept"].to_numpy(bool)
     syn_rows = pd.DataFrame({
@@ -122,7 +131,8 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "aux_prob": scores["aux_prob"].to_numpy(float), "ext_prob": scores["ext_prob"].to_numpy(float),
         "ext_pred": pd.array(scores["ext_pred"].to_numpy(), "Int64"), "realism": scores["realism"].to_numpy(float),
         "nn_distance": scores["nn_distance"].to_numpy(float), "kept": kept,
-        "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "_pixel": n + np.arange(len(ys))})
+        "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "rank": selection_rank(scores, kept),
+        "_pixel": n + np.arange(len(ys))})
     syn_rows = syn_rows.sort_values(["label", "latent_index"], kind="stable")
     rows = pd.concat([real_rows, syn_rows], ignore_index=True)
     if targets is None:  # balance the classes as they are

@@ -71,7 +71,7 @@ def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], train
                     "ext_prob": f"external classifier '{cfg.score.external}' trained on the real images only",
                     "nn_distance": NN_DISTANCE},
         "external_classifier": selection["external"], "copy_threshold": selection["copy_threshold"],
-        "rejected_by": selection["rejected_by"],
+        "rejected_by": selection["rejected_by"], "manifold": selection.get("manifold"),
         "synthetic_share": {k: v for k, v in (amount or {}).items() if k not in ("key", "left_out")} or None,
         "weights": WEIGHTS,
         "quality": quality.to_dict(orient="records") if quality is not None else None,
@@ -79,7 +79,8 @@ def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], train
         "checkpoint_selected_by": SELECTED_BY + (
             f": the latest checkpoint within train.best_tolerance = {tolerance} of the highest score"
             if tolerance else ""),
-        "training": _training_summary(training),
+        "training": {**_training_summary(training), "steps_planned": cfg.train.steps,
+                     "max_seconds": cfg.train.max_seconds},
         "config": cfg.to_dict(), "package_versions": package_versions(),
     }
 

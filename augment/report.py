@@ -130,7 +130,8 @@ def write_training_figures(run_dir: Path) -> None:
 
 
 def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
-    """One row per class with synthetic images: up to 8 kept on the left, up to 8 rejected on the right."""
+    """One row per class with synthetic images: up to 8 kept on the left (the first in the selection's
+    order), up to 8 rejected on the right."""
     syn = manifest[manifest["is_synthetic"]]
     classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
     if not classes:
@@ -140,7 +141,7 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
                              squeeze=False)
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
-        kept = rows[rows["kept"]].head(per_side)
+        kept = rows[rows["kept"]].sort_values("rank", kind="stable").head(per_side)  # in selection order
         rejected = rows[~rows["kept"]].head(per_side)
         for j in range(2 * per_side + 1):
             axes[r, j].axis("off")
@@ -189,6 +190,22 @@ def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: fl
     return True
 
 
+def budget_line(training: dict, quality: list[dict] | None) -> str | None:
+    """What train.max_seconds bought: steps against the plan and how often the external classifier reads
+    the generated candidates as their class (None without a budget)."""
+    if not training.get("max_seconds"):
+        return None
+    steps, planned = training["steps"], training.get("steps_planned") or training["steps"]
+    line = (f"train.max_seconds = {training['max_seconds']:g} bought {steps:,} of {planned:,} steps"
+            f"{' (stopped by the budget)' if steps < planned else ''}")
+    overall = next((r for r in quality or [] if r.get("class") == "all"), None)
+    judged = overall.get("ext_accuracy_all_candidates") if overall else None
+    if judged is not None and judged == judged:  # not NaN
+        line += (f"; the external classifier reads {judged:.1%} of all generated "
+                 "candidates as their class")
+    return line + "."
+
+
 # ---------------------------------------------------------------- document
 
 def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.DataFrame | None,
@@ -200,6 +217,9 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
                             f"seed {meta['seed']}; model {meta['training']['variant']} "
                             f"({len(meta['checkpoints'])} checkpoint(s), {meta['training']['seconds']:.0f} s of "
                             f"training on {meta['training']['device']}).")]
+    bought = budget_line(meta["training"], meta.get("quality"))
+    if bought:
+        b.append(("p", bought))
     b += [("h2", "Counts"), ("table", summary_table(meta))]
     plot_class_balance(meta, figs / "class_balance.png")
     b.append(("img", "figures/class_balance.png", "class balance before and after"))
@@ -207,6 +227,11 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
     if meta.get("rejected_by"):
         b.append(("p", "Rejected candidates by first failed check: " +
                   ", ".join(f"{k} {v}" for k, v in sorted(meta["rejected_by"].items())) + "."))
+    if meta.get("manifold"):
+        k = meta["config"]["select"]["manifold_k"]
+        b.append(("p", f"Candidates inside their class's real k-NN radius (select.manifold_k = {k}), of those "
+                       "scored: " + ", ".join(f"{n} {v['inside']}/{v['scored']}" for n, v in meta["manifold"].items())
+                  + "."))
     ext = meta.get("external_classifier")
     if ext:
         b += [("h2", "External classifier"),

@@ -4,14 +4,23 @@ Checks, in order (a rejected row records the first it failed in `reject_reason`)
   aux_prob      the GAN's class head (or auxiliary classifier) gives the intended class < select.min_aux_prob
   ext_prob      the external classifier gives the intended class < select.min_ext_prob
   ext_disagrees the external classifier's top class is another one (select.require_agreement)
+  off_manifold  outside every k-NN ball of its class's real images in the external classifier's feature
+                space (select.manifold_k; the precision metric's test, used as a gate)
   near_copy     closer to a real training image than the copy threshold (select.reject_copies)
   duplicate     closer to an already kept synthetic image than the copy threshold (select.reject_duplicates)
   surplus       passed, but the class's quota was already met
 
-Candidates that pass are taken in latent order (which is random), not best score first: ranking by
-the auxiliary classifier's confidence favours prototypical images and measurably narrowed each
-class (pixel-space spread 0.80 -> 0.72 of the real spread on digits-LT) without helping a
-downstream classifier. So a rerun keeps the same rows.
+Order among candidates that pass (select.rank):
+  random       latent order (which is random), so a rerun keeps the same rows. Not best score first:
+               ranking by the auxiliary classifier's confidence favours prototypical images and measurably
+               narrowed each class (pixel-space spread 0.80 -> 0.72 of the real spread on digits-LT)
+               without helping a downstream classifier.
+  informative  the harder part first: candidates whose external loss (-log p of the intended class) is
+               above the class's select.easy_quantile, in greedy farthest-point order in the external
+               feature space (each next one the farthest from those before it), then the easier ones in
+               the same order. A classifier learns least from the images it is surest of; valid but hard
+               and spread-out samples are what M2m and feedback-guided synthesis add.
+Each kept image's position in its class's order is its `rank` (0 first).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from augment.config import SelectConfig
 from augment.score.metrics import pairwise_distances
@@ -29,12 +39,14 @@ class Selection:
     kept: np.ndarray            # bool per candidate
     reason: np.ndarray          # str per candidate ('' where kept)
     shortfall: dict[int, int]   # class -> images missing from the plan
+    rank: np.ndarray            # int per candidate: position among its class's kept images (-1 where not kept)
 
 
 def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_prob: np.ndarray,
            ext_prob: np.ndarray | None = None, ext_pred: np.ndarray | None = None,
            nn_distance: np.ndarray | None = None, features: np.ndarray | None = None,
-           copy_threshold: float = 0.0, latent_index: np.ndarray | None = None) -> Selection:
+           copy_threshold: float = 0.0, latent_index: np.ndarray | None = None,
+           on_manifold: np.ndarray | None = None) -> Selection:
     n = len(labels)
     reason = np.full(n, "", dtype=object)
 
@@ -46,23 +58,58 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
         fail(ext_prob < cfg.min_ext_prob, "ext_prob")
     if ext_pred is not None and cfg.require_agreement:
         fail(ext_pred != labels, "ext_disagrees")
+    if on_manifold is not None:
+        fail(~on_manifold, "off_manifold")
     if nn_distance is not None and cfg.reject_copies:
         fail(nn_distance < copy_threshold, "near_copy")
+    if cfg.rank == "informative" and (ext_prob is None or features is None):
+        raise ValueError("select.rank = 'informative' needs the external classifier's probabilities and features")
     order_key = latent_index if latent_index is not None else np.arange(n)
     kept = np.zeros(n, dtype=bool)
+    rank = np.full(n, -1, dtype=np.int64)
     shortfall: dict[int, int] = {}
     for c, quota in need.items():
         cand = np.flatnonzero((labels == c) & (reason == ""))
         cand = cand[np.argsort(order_key[cand], kind="stable")]
+        if cfg.rank == "informative":
+            cand = informative_order(cand, ext_prob, features, cfg.easy_quantile)
         if features is not None and cfg.reject_duplicates and copy_threshold > 0:
             take = _greedy_distinct(cand, features, copy_threshold, quota, reason)
         else:
             take = cand[:quota]
         kept[take] = True
+        rank[take] = np.arange(len(take))
         fail((labels == c) & ~kept, "surplus")
         if len(take) < quota:
             shortfall[c] = quota - len(take)
-    return Selection(kept, reason.astype(str), shortfall)
+    return Selection(kept, reason.astype(str), shortfall, rank)
+
+
+def informative_order(cand: np.ndarray, ext_prob: np.ndarray, features: np.ndarray, easy_quantile: float
+                      ) -> np.ndarray:
+    """`cand` reordered: those harder than the easy_quantile of external loss first, each part in
+    farthest-point order (see the module docstring)."""
+    if len(cand) == 0:
+        return cand
+    loss = -np.log(np.clip(ext_prob[cand], 1e-12, 1.0))
+    hard = loss > np.quantile(loss, easy_quantile) if easy_quantile > 0 else np.ones(len(cand), dtype=bool)
+    return np.concatenate([farthest_point_order(cand[hard], features), farthest_point_order(cand[~hard], features)])
+
+
+def farthest_point_order(idx: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Greedy k-center order of rows `idx`: start at the one farthest from their mean, then repeatedly the
+    one farthest from every row already taken (ties to the earlier index, so the order is deterministic)."""
+    if len(idx) <= 1:
+        return idx
+    x = torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
+    order = np.empty(len(idx), dtype=np.int64)
+    nearest = torch.cdist(x, x.mean(0, keepdim=True))[:, 0]
+    for i in range(len(idx)):
+        j = int(torch.argmax(nearest))
+        order[i] = j
+        nearest = torch.minimum(nearest, torch.cdist(x, x[j:j + 1])[:, 0])
+        nearest[j] = -1.0  # taken
+    return idx[order]
 
 
 def _greedy_distinct(cand: np.ndarray, features: np.ndarray, threshold: float, quota: int,

@@ -46,7 +46,9 @@ def _auto(cfg: Config, layout: RunLayout, scores: pd.DataFrame) -> dict:
     data = LabeledImages.load(layout.dataset)
     cand = Synthetic.load(layout.candidates)
     kept = np.flatnonzero(scores["kept"].to_numpy(bool))
-    order = kept[np.lexsort((cand.latent_index.numpy()[kept], cand.labels.numpy()[kept]))]
+    # per class in the selection's order (rank; latent order in scores written before ranks existed)
+    within = scores["rank"].to_numpy(np.int64) if "rank" in scores else cand.latent_index.numpy()
+    order = kept[np.lexsort((within[kept], cand.labels.numpy()[kept]))]
     choice = choose_share(data, cand.images[torch.from_numpy(order)], cand.labels.numpy()[order],
                           cfg.balance.synthetic_weight, cfg.seed, cfg.balance.probe_steps,
                           cfg.balance.probe_seeds, prepare_device(cfg.train))
@@ -61,7 +63,9 @@ def _auto(cfg: Config, layout: RunLayout, scores: pd.DataFrame) -> dict:
 
 def _amount_key(cfg: Config, layout: RunLayout, scores: pd.DataFrame) -> str:
     material = {"balance": cfg.to_dict()["balance"], "seed": cfg.seed, "scorers": scorer_key(cfg, layout),
-                "kept": hashlib.sha256(scores["kept"].to_numpy(bool).tobytes()).hexdigest()}
+                "kept": hashlib.sha256(scores["kept"].to_numpy(bool).tobytes()
+                                           + (scores["rank"].to_numpy(np.int64).tobytes() if "rank" in scores else b"")
+                                           ).hexdigest()}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

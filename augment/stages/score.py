@@ -14,6 +14,7 @@ from augment.device import prepare_device
 from augment.generate import Synthetic
 from augment.layout import RunLayout
 from augment.score.candidates import all_candidate_scores, external_judge
+from augment.score.manifold import inside_class_manifold, pass_counts
 from augment.select import select
 from augment.stages.load import run_quota
 from augment.trained import TrainedModels
@@ -33,17 +34,23 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
     ext_pred = probs.argmax(1) if len(labels) else np.zeros(0, dtype=int)
     copy_threshold = float(np.percentile(real_nn, cfg.select.copy_percentile))
+    on_manifold = None
+    if cfg.select.manifold_k:
+        on_manifold = inside_class_manifold(feats, labels, real_feats, data.labels.numpy(), cfg.select.manifold_k)
     sel = select(labels, planned_by_index(run_quota(cfg, layout, data), names), cfg.select, aux_prob=aux_prob,
                  ext_prob=ext_prob, ext_pred=ext_pred, nn_distance=nn, features=feats,
-                 copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy())
+                 copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy(), on_manifold=on_manifold)
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
                        "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
-                       "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason})
+                       "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason,
+                       "rank": sel.rank})
     write_atomic(layout.scores, lambda fh: df.to_parquet(fh, index=False))
     summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
                "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
                "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
                "copy_threshold": copy_threshold, "external": ext_report.to_dict()}
+    if on_manifold is not None:
+        summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)
     return summary
 

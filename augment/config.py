@@ -101,6 +101,10 @@ class ModelConfig:
                                          "spectral norm in the discriminator; 'auto': on except for dcgan")
     aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
                                       "acgan: the class head's loss weight on fake images (1 = original ACGAN)")
+    g_class_weight: float = _setting(1.0, "a number from 0 to 10", _num_in(0.0, 10.0),
+                                     "acgan: weight of the class head's loss in the generator's step")
+    embed_noise: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
+                                  "std of noise on G's class embedding while training (NoisyTwins)")
 
 
 @dataclass
@@ -364,6 +368,11 @@ def check_combinations(cfg: Config) -> None:
     if cfg.model.arch == "classic" and cfg.model.variant != "acgan":
         raise ConfigError(f"model.arch = 'classic' is the ACGAN write-up's architecture; it needs model.variant = "
                           f"'acgan', not {cfg.model.variant!r}.")
+    if cfg.model.embed_noise and (cfg.model.conditioning != "embed_mul" or cfg.model.arch == "classic"
+                                  or cfg.model.variant not in ("acgan", "cgan")):
+        raise ConfigError(f"model.embed_noise = {cfg.model.embed_noise} adds noise to the generator's class "
+                          "embedding, which only model.conditioning = 'embed_mul' with model.arch = 'dcgan' and "
+                          "model.variant 'acgan' or 'cgan' has; set it to 0 or change those settings.")
     if cfg.model.arch == "classic" and cfg.image.size != "auto" and cfg.image.size % 4:
         raise ConfigError(f"model.arch = 'classic' needs image.size divisible by 4. Got {cfg.image.size}.")
     if cfg.model.loss not in variant.losses:

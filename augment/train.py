@@ -327,7 +327,7 @@ def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.d
     return StepParts(
         variant=get_variant(cfg.model.variant),
         ctx=StepContext(adv=adv, gen=st.noise_gen, num_classes=data.num_classes,
-                        aux_fake_weight=cfg.model.aux_fake_weight),
+                        aux_fake_weight=cfg.model.aux_fake_weight, g_class_weight=cfg.model.g_class_weight),
         images=images, labels=labels,
         sampler=BatchSampler(labels, data.num_classes, tc.real_sampling == "balanced", st.data_gen),
         augment=(lambda x: diff_augment(x, policy, st.noise_gen)) if policy else (lambda x: x),

@@ -215,3 +215,22 @@ def test_cuda_training_refuses_a_batch_too_large_for_its_kernels_before_writing_
     with pytest.raises(ConfigError, match="too large for this model on CUDA"):
         train(data, cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_embedding_noise_spreads_a_class_while_training_and_never_while_generating():
+    from augment.models.backbone import Generator
+
+    G = Generator(4, 2, 1, 8, 4, "embed_mul", embed_noise=0.75)
+    z, y = torch.randn(1, 4).repeat(16, 1), torch.zeros(16, dtype=torch.long)  # one latent, sixteen times
+    G.eval()
+    assert torch.allclose(G(z, y), G(z, y)[:1].expand(16, -1, -1, -1))
+    G.train()
+    assert G(z, y).std(0).mean() > 0.01  # the same latent gives different images: the embedding was perturbed
+
+
+def test_embedding_noise_and_class_weight_are_settings_that_train(two_class_bars, tmp_path):
+    plain = train(two_class_bars, tiny_config(), tmp_path / "plain")
+    noisy = train(two_class_bars, tiny_config("model.embed_noise=0.75", "model.g_class_weight=0.5"), tmp_path / "n")
+    assert not same_state(weights(plain.last_checkpoint)["generator"], weights(noisy.last_checkpoint)["generator"])
+    with pytest.raises(ConfigError, match="model.embed_noise"):
+        tiny_config("model.embed_noise=0.5", "model.conditioning=concat")

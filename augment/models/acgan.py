@@ -19,7 +19,8 @@ def build(cfg: ModelConfig, shape: DataShape):
     if cfg.arch == "classic":
         return (ClassicGenerator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size),
                 ClassicDiscriminator(shape.channels, shape.size, shape.num_classes))
-    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
+    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning,
+                  cfg.embed_noise)
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
     return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
 
@@ -43,10 +44,11 @@ def d_loss(D, real, y_real, fake, y_fake, ctx):
 
 
 def g_loss(D, fake, y_fake, ctx):
-    """Fool the adversarial head and be classified as the intended class."""
+    """Fool the adversarial head and be classified as the intended class (that term weighted by
+    model.g_class_weight: ACGAN's class loss pulls G toward easily separable, less diverse images)."""
     logits, cls = D(fake)
     adv_loss = ctx.adv.g(logits)
-    aux_loss = F.cross_entropy(cls, y_fake)
+    aux_loss = ctx.g_class_weight * F.cross_entropy(cls, y_fake)
     stats = {"g_adv": adv_loss.detach(), "g_aux": aux_loss.detach(),
              "aux_acc_fake": (cls.argmax(1) == y_fake).float().mean().detach()}
     return adv_loss + aux_loss, stats

@@ -45,12 +45,15 @@ class Generator(nn.Module):
 
     conditioning: 'embed_mul' multiplies z by a learned class embedding (PyTorch ACGAN write-up),
     'concat' appends a one-hot label to z (Keras write-up), 'none' is unconditional.
+    embed_noise: with 'embed_mul', noise added to the class embedding while training (NoisyTwins' remedy
+    for tail classes that collapse to a few images).
     """
 
     def __init__(self, latent_dim: int, num_classes: int, channels: int, size: int, width: int,
-                 conditioning: str = "embed_mul") -> None:
+                 conditioning: str = "embed_mul", embed_noise: float = 0.0) -> None:
         super().__init__()
         self.latent_dim, self.num_classes, self.conditioning = latent_dim, num_classes, conditioning
+        self.embed_noise = embed_noise  # training only: N(0, sigma^2) on the class embedding (NoisyTwins)
         stages, self.s0 = layout(size)
         ch = widths(width, stages)
         in_dim = latent_dim + (num_classes if conditioning == "concat" else 0)
@@ -69,7 +72,10 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditioning == "embed_mul":
-            z = z * self.embed(y)
+            e = self.embed(y)
+            if self.training and self.embed_noise > 0:  # spreads each class's codes so its tail does not collapse
+                e = e + self.embed_noise * torch.randn_like(e)
+            z = z * e
         elif self.conditioning == "concat":
             z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
         h = self.project(z).view(z.shape[0], self.ch0, self.s0, self.s0)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # annotations only: the config layer imports the models, not 
 
 
 def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
-    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning)
+    g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning,
+                  cfg.embed_noise)
     d = Discriminator(shape.channels, shape.size, cfg.width, conditioning=cfg.d_conditioning,
                       num_classes=shape.num_classes)
     return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)

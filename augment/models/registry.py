@@ -34,6 +34,7 @@ class StepContext:
     gen: torch.Generator  # for any random draw (e.g. mismatched labels), so runs stay reproducible
     num_classes: int
     aux_fake_weight: float = 0.0
+    g_class_weight: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,8 @@ class ScoreConfig:
                                             "below this held-out balanced accuracy the judge is flagged as too weak")
     cas: bool = _setting(True, "true or false", _is_bool,
                          "compute the classification accuracy score")
+    detector: bool = _setting(True, "true or false", _is_bool,
+                              "train a fresh real-vs-synthetic CNN; its held-out accuracy per class")
 
 
 @dataclass

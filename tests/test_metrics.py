@@ -26,6 +26,12 @@ def test_identical_sets(cloud):
     dc = METRICS["density_coverage"](m)
     assert dc["coverage"] == 1.0 and dc["density"] >= 0.9
     assert METRICS["memorisation"](m)["memorisation"] == 1.0
+    assert METRICS["spread"](m)["spread"] == pytest.approx(1.0)
+
+
+def test_spread_reads_a_narrower_synthetic_set_as_less_diverse(cloud):
+    assert METRICS["spread"](inputs(cloud, 0.5 * cloud))["spread"] == pytest.approx(0.5)
+    assert np.isnan(METRICS["spread"](inputs(cloud, cloud[:1]))["spread"])  # one image has no spread to measure
 
 
 def test_disjoint_sets(cloud):

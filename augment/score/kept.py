@@ -1,6 +1,6 @@
 """Quality of the kept synthetic images, for dataset.json, quality.csv and the report: the registered
 metrics per class and overall in the external classifier's feature space, the judge's accuracy on all
-candidates, and the classification accuracy score."""
+candidates, a fresh real-vs-synthetic detector's accuracy and the classification accuracy score."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import torch
 
 from augment.config import Config
 from augment.data.labeled import LabeledImages
+from augment.device import resolve_device
 from augment.generate import Synthetic
 from augment.layout import RunLayout
 from augment.score.candidates import external_key
+from augment.score.detector import detector_accuracy
 from augment.score.external import classification_accuracy_score
 from augment.score.metrics import MetricInputs, quality_table
 
@@ -40,6 +42,11 @@ def kept_quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Synt
     per_class["all"] = float((preds == labels).mean())
     table.insert(table.columns.get_loc("ext_accuracy") + 1, "ext_accuracy_all_candidates",
                  [per_class[name] for name in table["class"]])
+    if cfg.score.detector:
+        keep = torch.from_numpy(kept)
+        found = detector_accuracy(data.images, data.labels.numpy(), cand.images[keep], labels[kept],
+                                  data.class_names, seed=cfg.seed, device=resolve_device(cfg.train.device))
+        table["detector"] = [found.get(name, float("nan")) for name in table["class"]]
     if cfg.score.cas:
         keep = torch.from_numpy(kept)
         cas = classification_accuracy_score(cand.images[keep], cand.labels[keep], data, cfg)

@@ -105,6 +105,21 @@ def precision_recall(m: MetricInputs, k: int = 3) -> dict[str, float]:
     return {"precision": precision, "recall": recall}
 
 
+@register_metric("spread")
+def spread(m: MetricInputs, max_n: int = 500) -> dict[str, float]:
+    """Mean pairwise distance among synthetic features over that among real ones (first max_n of each):
+    1 is as spread out as the real images, lower is less diverse (collapse shows here first)."""
+    if len(m.real) < 2 or len(m.fake) < 2:
+        return {"spread": float("nan")}
+
+    def mean_distance(x: np.ndarray) -> float:
+        x = x[:max_n]
+        return float(pairwise_distances(x, x).sum() / (len(x) * (len(x) - 1)))
+
+    real = mean_distance(m.real)
+    return {"spread": mean_distance(m.fake) / real if real > 0 else float("nan")}
+
+
 @register_metric("density_coverage")
 def density_coverage(m: MetricInputs, k: int = 5) -> dict[str, float]:
     if len(m.real) <= k or len(m.fake) == 0:

@@ -97,7 +97,7 @@ class _Progress:
 
 
 def _print_summary(summary: dict, started: float, downstream=None) -> None:
-    from augment.report import summary_table
+    from augment.report import budget_line, summary_table
 
     table = summary_table(summary)
     print(table.to_string(index=False))
@@ -107,6 +107,9 @@ def _print_summary(summary: dict, started: float, downstream=None) -> None:
     share = summary.get("synthetic_share")
     if share:
         print(f"\nSynthetic share: {share['share']} ({share['reason']}).")
+    bought = budget_line(summary.get("training") or {}, summary.get("quality"))
+    if bought:
+        print(f"\n{bought}")
     if summary["shortfall"]:
         print(f"\nWARNING: classes short of the plan: {summary['shortfall']}")
     if summary.get("up_to_date"):

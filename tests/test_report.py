@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from augment.report import budget_line
+
 
 @pytest.fixture
 def run(finished_run):
@@ -51,3 +53,12 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert "Kept and rejected samples" in dom
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20  # text, tables and figures, not a blank page
+
+
+def test_budget_line_reports_steps_and_the_judges_reading():
+    quality = [{"class": "a", "ext_accuracy_all_candidates": 0.9},
+               {"class": "all", "ext_accuracy_all_candidates": 0.951}]
+    line = budget_line({"max_seconds": 120, "steps": 1400, "steps_planned": 3000}, quality)
+    assert line == ("train.max_seconds = 120 bought 1,400 of 3,000 steps (stopped by the budget); the external "
+                    "classifier reads 95.1% of all generated candidates as their class.")
+    assert budget_line({"max_seconds": 0, "steps": 10}, quality) is None

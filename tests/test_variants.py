@@ -144,6 +144,10 @@ def test_the_aux_classifiers_time_comes_out_of_the_training_budget(tmp_path):
     assert summary["aux_classifier_seconds"] > 0.05  # 400 steps: the classifier alone spends the budget
     assert summary["runs"]["all"]["step"] == 1  # so the GAN gets only its first step and checkpoint
     assert summary["seconds"] >= summary["aux_classifier_seconds"]
+    # the report says what the budget bought
+    assert "train.max_seconds = 0.05 bought 1 of 100,000 steps (stopped by the budget)" in (
+        tmp_path / "out" / "report.md").read_text()
+
 
 
 @pytest.mark.parametrize("variant, expected", [("acgan", True), ("cgan", True), ("gan-cls", True), ("dcgan", False)])

@@ -67,4 +67,4 @@ def summary_from_output(out: str | Path) -> dict:
             "rejected": meta["rejected"], "counts_after": meta["counts_after"], "shortfall": meta["shortfall"],
             "checkpoint_step": (meta.get("checkpoint") or {}).get("step", 0),
             "synthetic_share": meta.get("synthetic_share"),
-            "train_seconds": meta["training"]["seconds"]}
+            "train_seconds": meta["training"]["seconds"], "training": meta["training"]}

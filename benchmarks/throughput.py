@@ -9,12 +9,8 @@ same process on the same device, the fraction of peak the training step reaches.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--steps 60] [--configs classic,default]
         [--set key=value ...]          (applied to every config, e.g. --set train.compile=true)
-    python benchmarks/throughput.py --time-to-quality [--budget 1800] [--configs classic,default,small]
 
---time-to-quality: from a cold start on the full MNIST train split (balanced), train each config and
-every --check-every steps let the external classifier (the SmallCNN recipe, trained once on the same
-images) read 100 generated images per class; report the training wall time (the checks' own time
-excluded) until it reads >= 95% as their intended class, or the best reached within --budget seconds.
+How fast a recipe becomes good (rather than how fast it steps) is benchmarks/time_to_quality.py.
 """
 
 from __future__ import annotations
@@ -164,42 +160,6 @@ def device_generation_rate(gan, gen_batch: int, device: torch.device, precision:
     return batch / statistics.median(times)
 
 
-class Reached(Exception):
-    pass
-
-
-def time_to_quality(name: str, sets: list[str], device: torch.device, budget: float, check_every: int,
-                    judge) -> dict:
-    """Train from scratch until the judge reads >= 95% of generated images as their class."""
-    cfg = build_config(sets=[*CONFIGS[name], *sets, f"train.device={device.type}", "train.steps=1000000",
-                             f"train.checkpoint_every={check_every}", "train.log_every=50", "train.keep_checkpoints=1",
-                             f"train.max_seconds={budget}"])
-    data = as_dataset(cfg.image.size, n=60000)
-    clock = {"start": time.perf_counter(), "checks": 0.0, "history": []}
-
-    def quality(sample):
-        t = time.perf_counter()
-        images, labels = sample(100)
-        acc = float((judge(images).argmax(1) == labels.numpy()).mean())
-        train_time = t - clock["start"] - clock["checks"]
-        clock["history"].append((train_time, acc))
-        clock["checks"] += time.perf_counter() - t
-        if acc >= 0.95:
-            raise Reached
-        return {"score": acc}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            train(data, cfg, Path(tmp) / "run", quality=quality)
-        except Reached:
-            pass
-    reached = [t for t, a in clock["history"] if a >= 0.95]
-    best = max(clock["history"], key=lambda h: h[1]) if clock["history"] else (float("nan"), float("nan"))
-    return {"config": name, "seconds_to_95": reached[0] if reached else None, "checks": len(clock["history"]),
-            "best_accuracy": best[1], "at_seconds": best[0],
-            "by_step": [(check_every * (i + 1), acc) for i, (_, acc) in enumerate(clock["history"])]}
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -207,44 +167,12 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--configs", default="classic,default")
     p.add_argument("--set", dest="sets", action="append", default=[])
-    p.add_argument("--time-to-quality", action="store_true")
-    p.add_argument("--budget", type=float, default=1800)
-    p.add_argument("--check-every", type=int, default=100)
     p.add_argument("--compile-generator", action="store_true", help="torch.compile the generator for generation")
     p.add_argument("--gen-batch", type=int, default=None, help="generation batch (default 4096 CPU, 32768 CUDA)")
     p.add_argument("--gen-per-class", type=int, default=None, help="images per class and run (default 200 CPU, "
                    "100000 CUDA)")
     args = p.parse_args()
     device = torch.device(args.device)
-    if args.time_to_quality:
-        from augment.score import cnn
-
-        x, y = mnist(60000)
-        t = time.perf_counter()
-        judge_model = cnn.train_cnn(x[:, None].contiguous(), y, 10, steps=1000, device=device)
-        test = np.load(MNIST)
-        acc = (cnn.predict(judge_model, torch.from_numpy(test["x_test"])[:, None], device)[0].argmax(1)
-               == test["y_test"]).mean()
-        print(f"# time to quality on MNIST (60,000 balanced train images), device {device}, threads "
-              f"{torch.get_num_threads()}, torch {torch.__version__}; judge: SmallCNN, 1000 steps "
-              f"({time.perf_counter() - t:.0f} s), test accuracy {acc:.4f}; checks every {args.check_every} steps "
-              f"on 100 images per class, their time excluded; budget {args.budget:.0f} s per config", flush=True)
-
-        def judge(images: torch.Tensor) -> np.ndarray:
-            if images.shape[-1] != 28:
-                images = torch.nn.functional.interpolate(images.float(), size=(28, 28), mode="bilinear",
-                                                         antialias=True).round().clamp(0, 255).to(torch.uint8)
-            return cnn.predict(judge_model, images, device)[0]
-
-        for cname in args.configs.split(","):
-            r = time_to_quality(cname.strip(), args.sets, device, args.budget, args.check_every, judge)
-            reached = f"{r['seconds_to_95']:.0f} s" if r["seconds_to_95"] is not None else "not reached"
-            print(f"{r['config']:8s} time to 95%: {reached:>12s}; best {r['best_accuracy']:.3f} at "
-                  f"{r['at_seconds']:.0f} s; {r['checks']} checks; settings {CONFIGS[r['config']] + args.sets}",
-                  flush=True)
-            print(f"{'':8s} judge accuracy by step (to compare settings step for step): "
-                  + " ".join(f"{step}:{acc:.3f}" for step, acc in r["by_step"]), flush=True)
-        return
     cuda = device.type == "cuda"
     gen_batch = args.gen_batch or (32768 if cuda else 4096)
     gen_per_class = args.gen_per_class or (100000 if cuda else 200)

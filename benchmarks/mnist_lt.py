@@ -40,6 +40,7 @@ from augment.config import build_config
 from augment.data import LabeledImages
 from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class
 from augment.downstream import (
+    CLASSICAL,
     build_arms,
     evaluate_arms,
     gap_closed,
@@ -48,7 +49,7 @@ from augment.downstream import (
     tail_classes,
     weighted_output,
 )
-from augment.paired import Difference
+from augment.paired import Difference, paired_bootstrap
 from augment.pipeline import run_pipeline
 from augment.precision import resolve_precision
 from augment.provenance import package_versions
@@ -103,6 +104,8 @@ def main() -> None:
                    "instead of running augment again (to add arms to saved rows; merge them with --from-csv)")
     p.add_argument("--arms", default="", help="only these arms (names separated by ';', as some hold a comma), "
                    "e.g. to add a new arm to saved rows")
+    p.add_argument("--label", default="", help="append ' [LABEL]' to the names of the arms with synthetic images, "
+                   "so that rows of another recipe merge with saved ones under --from-csv (paired by seed)")
     p.add_argument("--from-csv", type=Path, nargs="+", help="train nothing: print the summary of rows saved with "
                    "--save by earlier invocations (e.g. seeds run on different days)")
     args = p.parse_args()
@@ -158,6 +161,9 @@ def main() -> None:
             if unknown:
                 sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
             arms = {a: arms[a] for a in wanted}
+        if args.label:
+            arms = {(f"{a} [{args.label}]" if a not in CLASSICAL and not a.startswith("full") else a): arm
+                    for a, arm in arms.items()}
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width, augmentation=args.cnn_augmentation)
         runs.append(df if "seed" in df.columns else df.assign(seed=seed))
@@ -214,6 +220,15 @@ def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) 
                                  ("minus_best_classical", f"- best classical ({r['best_classical']})"))
                  if c in r and r[c] == r[c]]
         print(f"  {r['classifier']:7s} {r['arm']:34s} " + "; ".join(cells))
+    labelled = [(c, a, a.rsplit(" [", 1)[0]) for c, a in all_runs[["classifier", "arm"]].drop_duplicates().itertuples(
+        index=False) if a.endswith("]") and " [" in a]
+    for classifier, arm, base in labelled:  # a --label recipe against the same arm of the saved recipe, seed by seed
+        seeds = sorted({s for (c, a, s) in predictions if c == classifier and a == arm})
+        if not all((classifier, base, s) in predictions for s in seeds):
+            continue
+        d = paired_bootstrap(*(np.stack([predictions[(classifier, name, s)] == y_test for s in seeds])
+                               for name in (arm, base)), y_test)
+        print(f"  {classifier:7s} {arm} - {base}: {d} (seeds {seeds})")
 
 
 def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:

@@ -12,6 +12,16 @@ from augment.errors import ConfigError
 if TYPE_CHECKING:
     from augment.config import TrainConfig
 
+ALL_CORES = torch.get_num_threads()  # torch's own choice (one per core, or OMP_NUM_THREADS), before any setting
+
+
+def thread_count(setting: int | str) -> int:
+    """train.threads as a thread count: 0 = all cores; 'auto' = one fewer (at least one), so that one other
+    busy process on the machine costs a fair share instead of stalling every parallel region."""
+    if setting == "auto":
+        return max(1, ALL_CORES - 1)
+    return int(setting) or ALL_CORES
+
 
 def resolve_device(name: str) -> torch.device:
     """train.device as a torch device: 'auto' takes CUDA where there is one; no side effects."""
@@ -23,10 +33,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def prepare_device(tc: TrainConfig) -> torch.device:
-    """The device train.device names, with the process set up for it: on the CPU with
-    train.keep_cpu_memory, glibc's malloc keeps freed memory for the whole process (augment.cpu_memory),
-    so training, generation and scoring steps do not fault their pages in again."""
+    """The device train.device names, with the process set up for it: torch's CPU threads per
+    train.threads; on the CPU with train.keep_cpu_memory, glibc's malloc keeps freed memory for the whole
+    process (augment.cpu_memory), so training, generation and scoring steps do not fault their pages in again."""
     device = resolve_device(tc.device)
+    torch.set_num_threads(thread_count(tc.threads))
     if device.type == "cpu" and tc.keep_cpu_memory:
         keep_freed_memory()
     return device

@@ -247,8 +247,6 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     tc, files = cfg.train, TrainFiles(Path(run_dir))
     device = prepare_device(tc)
     precision = resolve_precision(device, tc.precision)  # 'bf16' or 'fp32', and a clear error before any I/O
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
     # the newest checkpoint is read first, so that a resumed run rebuilds the networks it started with
     saved, problems = ckpt.latest_loadable(files.checkpoints, map_location=device)
     st = new_state(cfg, data, device, saved)

@@ -87,8 +87,8 @@ class ModelConfig:
     variant: str = _setting("acgan", "'acgan', 'cgan', 'gan-cls' or 'dcgan'", lambda v: isinstance(v, str),
                             "the GAN (see GAN family)")
     latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024), "size of the generator's noise")
-    width: int = _setting(64, "an integer from 4 to 512", _int_in(4, 512),
-                          "channel count of the widest-resolution layers; deeper layers double it")
+    width: int = _setting(16, "an integer from 4 to 512", _int_in(4, 512),
+                          "channels of the widest-resolution layers; deeper layers double it")
     arch: str = _setting("dcgan", "'dcgan' or 'classic'", _one_of("dcgan", "classic"),
                          "backbone; 'classic': the PyTorch ACGAN write-up's (acgan only)")
     loss: str = _setting("bce", "'bce', 'lsgan', 'hinge' or 'wgan-gp'", _one_of("bce", "lsgan", "hinge", "wgan-gp"),
@@ -113,7 +113,7 @@ class TrainConfig:
                           "generator steps")
     batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536),
                                "images per batch (halved on out-of-memory)")
-    lr: float = _setting(2e-4, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
+    lr: float = _setting(1e-3, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                          "learning rate of both networks")
     optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"),
                               "Adam (as DCGAN) or RMSprop (as the Keras ACGAN write-up)")
@@ -122,34 +122,33 @@ class TrainConfig:
     device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"),
                            "'auto': CUDA when there is one")
     checkpoint_every: int = _setting(500, "a positive integer", _int_in(1),
-                                     "steps between checkpoints, sample grids and quality checks")
+                                     "steps between checkpoints, grids and quality checks")
     log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl")
     keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1),
                                      "how many recent checkpoints to keep (plus the best)")
     best_tolerance: float = _setting(0.0, "a number in [0, 1]", _num_in(0.0, 1.0),
                                      "best.pt: the latest checkpoint scoring within this of the highest")
     ema: bool = _setting(True, "true or false", _is_bool,
-                         "keep an exponential moving average of the generator and generate from it")
+                         "generate from an exponential moving average of the generator")
     ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                "decay of the generator's moving average (warmed up over the first steps)")
+                                "decay of the generator's average (warmed up over the first steps)")
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
                                   "real batches: every class equally often, or as the data is")
     threads: int | str = _setting("auto", "'auto' or a non-negative integer (0 = all cores)",
                                   lambda v: v == "auto" or _int_in(0)(v),
-                                  "CPU threads torch uses; 'auto': all cores but one (a busy machine costs less)")
+                                  "CPU threads; 'auto': all cores but one (a busy machine costs less)")
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
-                                     "CPU (glibc): keep freed memory in the process (fewer page faults)")
+                                     "CPU (glibc): keep freed memory (fewer page faults)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
-                                 "discriminator steps per generator step with model.loss = 'wgan-gp'")
+                                 "D steps per G step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                 "weight of the WGAN-GP gradient penalty")
     aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
                               "steps of the auxiliary classifier (variants without a class head)")
     health_every: int = _setting(10, "a positive integer", _int_in(1),
-                                 "steps between checks for NaN/inf losses and generator collapse")
+                                 "steps between checks for NaN/inf losses and collapse")
     collapse_ratio: float = _setting(0.05, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                     "per-class spread relative to real images under which G counts as "
-                                     "collapsed (0: off)")
+                                     "spread vs real images under which G counts as collapsed (0: off)")
     max_rollbacks: int = _setting(3, "a non-negative integer", _int_in(0),
                                   "rollbacks after divergence before training stops")
     rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
@@ -160,7 +159,7 @@ class TrainConfig:
     precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
                               "auto: bf16 autocast on CUDA and AMX CPUs, fp32 elsewhere")
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
-                                  "time limit of the training stage, checkpointing where it stops")
+                                  "time limit of the training stage (checkpoints where it stops)")
     diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
                                 lambda v: isinstance(v, str) and all(
                                     p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),
@@ -178,8 +177,8 @@ class BalanceConfig:
     synthetic_share: str | float = _setting(
         "auto", "'auto', 'full', or a number from 0 to 1000",
         lambda v: v in ("auto", "full") or (_is_num(v) and 0 <= v <= 1000),
-        "synthetic images per class at most this x its real ones, the rest met by weights; 'auto': chosen on "
-        "held-out real images (see Synthetic share)")
+        "synthetic images at most this x a class's real ones, the rest by weights; 'auto': chosen on "
+        "held-out real images")
     synthetic_weight: float = _setting(1.0, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                                        "a synthetic row's weight relative to a real row of its class")
     probe_steps: int = _setting(500, "a non-negative integer", _int_in(0),
@@ -224,7 +223,7 @@ class ScoreConfig:
                              "the independent classifier that judges synthetic images")
     external_steps: int = _setting(1000, "a positive integer", _int_in(1), "training steps of the 'cnn' recipe")
     min_external_accuracy: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                            "below this held-out balanced accuracy the judge is flagged as too weak")
+                                            "below this held-out balanced accuracy the judge is flagged weak")
     cas: bool = _setting(True, "true or false", _is_bool,
                          "compute the classification accuracy score")
     detector: bool = _setting(True, "true or false", _is_bool,

@@ -37,7 +37,7 @@ from augment.train import build_networks, data_shape, train
 
 CONFIGS = {
     # the PyTorch ACGAN write-up: its architecture and hyperparameters (Adam 2e-4, beta1 0.5, batch 64)
-    "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64",
+    "classic": ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64", "train.lr=0.0002",
                 "train.ema=false"],
     "default": ["image.size=28", "train.batch_size=64"],
     "small": ["image.size=28", "model.width=32", "train.batch_size=64"],

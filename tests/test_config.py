@@ -7,7 +7,7 @@ from augment.errors import ConfigError
 def test_defaults_are_valid_and_round_trip():
     cfg = build_config()
     assert cfg.model.variant == "acgan"
-    assert cfg.train.lr == 2e-4 and cfg.train.beta1 == 0.5
+    assert cfg.train.lr == 1e-3 and cfg.train.beta1 == 0.5 and cfg.model.width == 16  # the time-to-quality recipe
     assert config_from_dict(cfg.to_dict()) == cfg
 
 
@@ -51,7 +51,8 @@ def test_unknown_section():
     ("train.lr=0", r"'train\.lr' setting must be a number in \(0, 1\]"),
     ("select.min_aux_prob=1.5", r"'select\.min_aux_prob' setting must be a number in \[0, 1\]"),
     ("model.variant=stylegan",
-     r"'model\.variant' setting must be one of \['acgan', 'cgan', 'dcgan', 'gan-cls'\]\. Got 'stylegan'"),
+     r"'model\.variant' setting must be one of \['acgan', 'cgan', 'dcgan', 'gan-cls', 'latent-smote'\]\. "
+     r"Got 'stylegan'"),
     ("out.overwrite=maybe", r"'out\.overwrite' setting must be true or false"),
 ])
 def test_bad_values_name_key_and_accepted_values(assignment, message):

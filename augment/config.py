@@ -84,8 +84,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    variant: str = _setting("acgan", "'acgan', 'cgan', 'gan-cls' or 'dcgan'", lambda v: isinstance(v, str),
-                            "the GAN (see GAN family)")
+    variant: str = _setting("acgan", "'acgan', 'cgan', 'gan-cls', 'dcgan' or 'latent-smote'",
+                            lambda v: isinstance(v, str), "the generator (see GAN family)")
     latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024), "size of the generator's noise")
     width: int = _setting(16, "an integer from 4 to 512", _int_in(4, 512),
                           "channels of the widest-resolution layers; deeper layers double it")

@@ -13,7 +13,9 @@ from augment.amount import synthetic_quota
 from augment.config import Config
 from augment.data.readers import input_paths, load_dataset
 from augment.device import resolve_device
+from augment.latent_smote import AutoencoderConfig, train_autoencoder
 from augment.models import get_variant
+from augment.models.latent_smote import CODE_DIM
 from augment.output import check_not_over_inputs
 from augment.precision import resolve_precision
 from augment.run_checks import check_and_plan, plan_notes
@@ -57,6 +59,8 @@ def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None
 
 def _seconds_per_step(data, cfg: Config, device: torch.device, precision: str) -> float:
     """Seconds per generator step of this model and batch on this device, over a few steps after warm-up."""
+    if get_variant(cfg.model.variant).trainer == "autoencoder":
+        return _seconds_per_autoencoder_step(data, cfg, device, precision)
     state = new_state(cfg, data, device, None)
     parts = step_parts(cfg, data, state, device, precision)
     decay = cfg.train.ema_decay if state.G_ema is not None else None
@@ -70,3 +74,13 @@ def _seconds_per_step(data, cfg: Config, device: torch.device, precision: str) -
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - t0) / TIMED_STEPS
+
+
+def _seconds_per_autoencoder_step(data, cfg: Config, device: torch.device, precision: str) -> float:
+    """As `_seconds_per_step`, for latent-smote's autoencoder."""
+    marks: dict[int, float] = {}
+    ae = AutoencoderConfig(latent_dim=CODE_DIM, width=cfg.model.width, steps=WARMUP_STEPS + TIMED_STEPS,
+                           batch_size=cfg.train.batch_size, lr=cfg.train.lr)
+    train_autoencoder(data.images, data.labels, ae, seed=cfg.seed, device=device, precision=precision,
+                      on_step=lambda step, loss: marks.__setitem__(step, time.perf_counter()))
+    return (marks[WARMUP_STEPS + TIMED_STEPS] - marks[WARMUP_STEPS]) / TIMED_STEPS

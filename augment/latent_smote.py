@@ -7,14 +7,25 @@ its images stay between real images of their class by construction, at the cost 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from augment.precision import autocast_for
+from augment import checkpoint as ckpt
+from augment.atomic import copy_file
+from augment.config import Config
+from augment.data.labeled import LabeledImages
+from augment.device import prepare_device
+from augment.grids import save_grid
+from augment.models.latent_smote import CODE_DIM, Autoencoder
+from augment.precision import autocast_for, resolve_precision
+from augment.train import FORMAT, GRID_COLUMNS, TrainFiles, TrainResult, build_networks, data_shape, sample_per_class
 
 
 @dataclass
@@ -27,44 +38,16 @@ class AutoencoderConfig:
     k: int = 5  # SMOTE neighbours
 
 
-class Autoencoder(nn.Module):
-    """Two stride-2 convolutions down to a latent vector, and their transposes back to the image size."""
-
-    def __init__(self, channels: int, size: int, latent_dim: int = 32, width: int = 32):
-        super().__init__()
-        self.size, self.inner = size, (size + 3) // 4
-        flat = 2 * width * self.inner * self.inner
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(flat, latent_dim))
-        self.decode_in = nn.Sequential(nn.Linear(latent_dim, flat), nn.ReLU())
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 4, 2, 1))
-        self.width = width
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != 4 * self.inner:
-            x = F.interpolate(x, size=(4 * self.inner, 4 * self.inner), mode="bilinear", align_corners=False)
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.decode_in(z).view(len(z), 2 * self.width, self.inner, self.inner)
-        x = torch.sigmoid(self.decoder(h))
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return x
-
-
 def _to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True).float().div_(255.0)
 
 
 def train_autoencoder(images: torch.Tensor, labels: torch.Tensor, cfg: AutoencoderConfig, *, seed: int = 0,
-                      device: torch.device | str = "cpu", precision: str = "auto") -> Autoencoder:
+                      device: torch.device | str = "cpu", precision: str = "auto", max_seconds: float = 0,
+                      on_step: Callable[[int, torch.Tensor], None] | None = None) -> Autoencoder:
     """Reconstruction (MSE) on batches drawn class-balanced, so that the tail classes are encoded as well as
-    the head; uint8 images (N, C, H, W) stay on the device and are scaled per batch."""
+    the head; uint8 images (N, C, H, W) stay on the device and are scaled per batch. Stops after
+    `max_seconds` (0: no limit); `on_step(step, loss)` after every step (the loss stays on the device)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = Autoencoder(images.shape[1], images.shape[-1], cfg.latent_dim, cfg.width).to(device)
@@ -74,7 +57,8 @@ def train_autoencoder(images: torch.Tensor, labels: torch.Tensor, cfg: Autoencod
     weights = (1.0 / counts.clamp_min(1))[y]
     gen = torch.Generator(device=device).manual_seed(seed)
     model.train()
-    for _ in range(cfg.steps):
+    t0 = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen)
         x = _to_unit(data[idx], device)
         with autocast_for(device, precision):
@@ -83,6 +67,10 @@ def train_autoencoder(images: torch.Tensor, labels: torch.Tensor, cfg: Autoencod
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if on_step is not None:
+            on_step(step, loss.detach())
+        if max_seconds and time.perf_counter() - t0 > max_seconds:
+            break
     return model.eval()
 
 
@@ -129,3 +117,55 @@ def generate_latent_smote(model: Autoencoder, images: torch.Tensor, labels: torc
     if not out:
         return torch.zeros(0, *images.shape[1:], dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
     return torch.cat(out), torch.cat(out_y)
+
+
+def train_latent_smote(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress=None, quality=None,
+                       stop_after: int | None = None) -> TrainResult:
+    """The latent-smote variant's training, in the GAN loop's place: the autoencoder for train.steps (or
+    train.max_seconds), then the real images' codes stored in the generator, one checkpoint (also best.pt),
+    a sample grid and stats.jsonl rows, in the folders train() uses. A rerun trains again from scratch
+    (minutes; nothing to resume). `quality` scores the checkpoint as the GANs' are scored."""
+    tc, files = cfg.train, TrainFiles(Path(run_dir))
+    device = prepare_device(tc)
+    precision = resolve_precision(device, tc.precision)
+    files.checkpoints.mkdir(parents=True, exist_ok=True)
+    files.stats.unlink(missing_ok=True)
+    steps = tc.steps if stop_after is None else min(tc.steps, stop_after)
+    ae_cfg = AutoencoderConfig(latent_dim=CODE_DIM, width=cfg.model.width, steps=steps, batch_size=tc.batch_size,
+                               lr=tc.lr)
+    clock = {"t": time.perf_counter(), "done": 0}
+
+    def on_step(step: int, loss: torch.Tensor) -> None:
+        row = None
+        if step % tc.log_every == 0 or step == steps:
+            now = time.perf_counter()
+            row = {"step": step, "recon_loss": float(loss),  # the host sync, once per log row
+                   "imgs_per_s": (step - clock["done"]) * tc.batch_size / max(now - clock["t"], 1e-9)}
+            clock.update(t=now, done=step)
+            with files.stats.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if on_progress is not None:
+            on_progress(step, tc.steps, row)
+
+    t0 = time.perf_counter()
+    model = train_autoencoder(data.images, data.labels, ae_cfg, seed=cfg.seed, device=device, precision=precision,
+                              max_seconds=tc.max_seconds, on_step=on_step)
+    trained = clock["done"] if clock["done"] else steps
+    G, D = build_networks(cfg, data_shape(data))
+    G.autoencoder.load_state_dict(model.state_dict())
+    G = G.to(device).eval()
+    G.set_codes(encode_all(model, data.images, device).to(device), data.labels.to(device))
+    K, L = data.num_classes, cfg.model.latent_dim
+    report = quality(lambda n: sample_per_class(G, K, n, L, cfg.seed + 7, device)) if quality is not None else None
+    score = float(report["score"]) if report is not None else None
+    state = {"format": FORMAT, "variant": cfg.model.variant, "config": cfg.to_dict(), "fingerprint": data.fingerprint,
+             "shape": asdict(data_shape(data)), "class_names": list(data.class_names), "step": trained,
+             "generator": G.state_dict(), "discriminator": D.state_dict(), "generator_ema": None,
+             "best": {"step": trained, "score": score}}
+    save_grid(sample_per_class(G, K, GRID_COLUMNS, L, cfg.seed + 1, device)[0], GRID_COLUMNS,
+              files.samples / f"grid-{trained:07d}.png")
+    path = ckpt.checkpoint_path(files.checkpoints, trained)
+    ckpt.save_checkpoint(state, path)
+    copy_file(path, files.checkpoints / ckpt.BEST)
+    return TrainResult(str(run_dir), trained, trained, score, str(files.checkpoints / ckpt.BEST), str(path),
+                       round(time.perf_counter() - t0, 3), 0, str(device), [], 0, tc.batch_size, precision)

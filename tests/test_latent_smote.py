@@ -1,7 +1,13 @@
-import numpy as np
-import torch
-from makers import bars
+import json
 
+import numpy as np
+import pandas as pd
+import torch
+from makers import KEEP_ALL, bars, make_image_folder, tiny_config
+from PIL import Image
+
+from augment.dry_run import dry_run
+from augment.generate import generate, load_gan
 from augment.latent_smote import (
     AutoencoderConfig,
     encode_all,
@@ -9,6 +15,8 @@ from augment.latent_smote import (
     smote_codes,
     train_autoencoder,
 )
+from augment.models.latent_smote import LatentSmoteGenerator
+from augment.pipeline import run_pipeline
 
 
 def bar_images(n_per_class: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,3 +56,41 @@ def test_the_autoencoder_learns_to_reconstruct_and_generates_the_classes_asked_f
     img = syn.float()[:, 0]
     assert (img.mean(1).std(1) > img.mean(2).std(1)).float().mean() > 0.8
     assert encode_all(model, images).shape == (28, 4)
+
+
+def test_the_generator_draws_only_between_codes_of_the_asked_for_class_and_survives_a_checkpoint():
+    G = LatentSmoteGenerator(1, 8, 2, 4, code_dim=3)
+    codes = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [5.0, 5.0, 5.0]])
+    G.set_codes(codes, torch.tensor([0, 0, 1]))
+    G.eval()
+    z = torch.randn(16, 4)
+    with torch.no_grad():
+        one = G(z, torch.ones(16, dtype=torch.long))
+        assert torch.allclose(one, one[:1].expand_as(one))  # class 1 has one code: every latent draws it
+        reloaded = LatentSmoteGenerator(1, 8, 2, 4, code_dim=3)
+        reloaded.load_state_dict(G.state_dict())  # buffers sized by the data come back at their size
+        y = torch.zeros(16, dtype=torch.long)
+        assert torch.equal(reloaded.eval()(z, y), G(z, y))
+
+
+def test_latent_smote_runs_end_to_end_as_a_variant(tmp_path):
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 3}, size=8)
+    out = tmp_path / "out"
+    summary = run_pipeline(str(folder), tiny_config("model.variant=latent-smote", *KEEP_ALL, "train.steps=20"), out)
+    assert summary["kept"] == {"a": 0, "b": 3}
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["scorers"]["aux_prob"].startswith("auxiliary classifier")
+    m = pd.read_parquet(out / "manifest.parquet")
+    kept = m[m["is_synthetic"] & m["kept"]].sort_values("latent_index")
+    assert kept["generator"].str.startswith("latent-smote@").all()
+    # the output's images are the checkpoint's: latent i of class b regenerates image i
+    gan = load_gan(out / "gan" / "all" / "checkpoints" / "best.pt")
+    again = generate(gan, {1: 3}, seed=0)
+    on_disk = np.stack([np.asarray(Image.open(out / p)) for p in kept["path"]])
+    assert np.array_equal(again.images[:, 0].numpy(), on_disk)
+
+
+def test_a_dry_run_times_the_autoencoder(tmp_path):
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 3}, size=8)
+    plan = dry_run(str(folder), tiny_config("model.variant=latent-smote"), tmp_path / "out")
+    assert plan.seconds_per_step > 0 and not (tmp_path / "out").exists()

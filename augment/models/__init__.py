@@ -1,6 +1,6 @@
 """GAN backbones and the variant registry; importing this package registers every variant."""
 
-from augment.models import acgan, cgan, dcgan, gan_cls  # noqa: F401  (each registers itself)
+from augment.models import acgan, cgan, dcgan, gan_cls, latent_smote  # noqa: F401  (each registers itself)
 from augment.models.registry import VARIANTS, DataShape, StepContext, Variant, get_variant
 
 __all__ = ["VARIANTS", "DataShape", "StepContext", "Variant", "get_variant"]

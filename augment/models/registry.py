@@ -48,6 +48,7 @@ class Variant:
     class_probs(D, x) -> (N, K) class probabilities from D's own class head, or None (no head:
         the pipeline trains a separate auxiliary classifier on the real images)
     conditional: False for unconditional generators (one is trained per class that needs images)
+    trainer: which training function fits it (the GAN loop for every GAN)
     """
 
     name: str
@@ -59,6 +60,7 @@ class Variant:
     losses: tuple[str, ...] = ALL_LOSSES
     conditional: bool = True
     min_classes: int = 1
+    trainer: str = "gan"  # 'gan': augment.train's loop; 'autoencoder': augment.latent_smote's
 
     @property
     def has_class_head(self) -> bool:

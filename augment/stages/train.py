@@ -15,6 +15,7 @@ from augment.cache import TrainingCache, training_key
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import resolve_device
+from augment.latent_smote import train_latent_smote
 from augment.layout import RunLayout
 from augment.models import get_variant
 from augment.report import write_training_figures
@@ -115,12 +116,16 @@ def _share_of_budget(cfg: Config, spent: float, jobs: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_seconds=max(share, 1e-3)))
 
 
+TRAINERS = {"gan": train, "autoencoder": train_latent_smote}  # Variant.trainer -> its training function
+
+
 def _train_with_smaller_batches_on_oom(data: LabeledImages, cfg: Config, run_dir: Path, progress,
                                        quality) -> TrainResult:
     """Out of device memory: halve train.batch_size (down to 2), log it, and resume from the last checkpoint."""
+    trainer = TRAINERS[get_variant(cfg.model.variant).trainer]
     while True:
         try:
-            return train(data, cfg, run_dir, on_progress=progress, quality=quality)
+            return trainer(data, cfg, run_dir, on_progress=progress, quality=quality)
         except torch.OutOfMemoryError:
             if cfg.train.batch_size <= 2:
                 raise

@@ -72,7 +72,7 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
         cand = np.flatnonzero((labels == c) & (reason == ""))
         cand = cand[np.argsort(order_key[cand], kind="stable")]
         if cfg.rank == "informative":
-            cand = informative_order(cand, ext_prob, features, cfg.easy_quantile)
+            cand = informative_order(cand, ext_prob, features, cfg.easy_quantile, limit=quota)
         if features is not None and cfg.reject_duplicates and copy_threshold > 0:
             take = _greedy_distinct(cand, features, copy_threshold, quota, reason)
         else:
@@ -85,29 +85,41 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
     return Selection(kept, reason.astype(str), shortfall, rank)
 
 
-def informative_order(cand: np.ndarray, ext_prob: np.ndarray, features: np.ndarray, easy_quantile: float
-                      ) -> np.ndarray:
+def informative_order(cand: np.ndarray, ext_prob: np.ndarray, features: np.ndarray, easy_quantile: float,
+                      limit: int | None = None) -> np.ndarray:
     """`cand` reordered: those harder than the easy_quantile of external loss first, each part in
-    farthest-point order (see the module docstring)."""
+    farthest-point order (see the module docstring). Only the first `limit` places are spread out (the
+    cost grows with places x candidates); the rest follow, hardest first."""
     if len(cand) == 0:
         return cand
     loss = -np.log(np.clip(ext_prob[cand], 1e-12, 1.0))
     hard = loss > np.quantile(loss, easy_quantile) if easy_quantile > 0 else np.ones(len(cand), dtype=bool)
-    return np.concatenate([farthest_point_order(cand[hard], features), farthest_point_order(cand[~hard], features)])
+    limit = len(cand) if limit is None else limit
+    first = farthest_point_order(cand[hard], features, limit)
+    second = farthest_point_order(cand[~hard], features, max(limit - len(first), 0))
+    order = np.concatenate([first, second])
+    rest = cand[~np.isin(cand, order)]  # in their given order, then hardest first
+    rest_loss = -np.log(np.clip(ext_prob[rest], 1e-12, 1.0))
+    return np.concatenate([order, rest[np.argsort(-rest_loss, kind="stable")]])
 
 
-def farthest_point_order(idx: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """Greedy k-center order of rows `idx`: start at the one farthest from their mean, then repeatedly the
-    one farthest from every row already taken (ties to the earlier index, so the order is deterministic)."""
-    if len(idx) <= 1:
-        return idx
+def farthest_point_order(idx: np.ndarray, features: np.ndarray, limit: int, dims: int = 32) -> np.ndarray:
+    """The first `limit` rows of `idx` in greedy k-center order: start at the one farthest from their mean,
+    then repeatedly the one farthest from every row already taken (ties to the earlier index). Features
+    wider than `dims` go through one seeded random projection first (distances kept within a few percent)."""
+    limit = min(limit, len(idx))
+    if limit == 0:
+        return idx[:0]
     x = torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
-    order = np.empty(len(idx), dtype=np.int64)
-    nearest = torch.cdist(x, x.mean(0, keepdim=True))[:, 0]
-    for i in range(len(idx)):
+    if x.shape[1] > dims:
+        g = torch.Generator().manual_seed(0)
+        x = x @ (torch.randn(x.shape[1], dims, generator=g) / dims ** 0.5)
+    order = np.empty(limit, dtype=np.int64)
+    nearest = ((x - x.mean(0)) ** 2).sum(1)
+    for i in range(limit):
         j = int(torch.argmax(nearest))
         order[i] = j
-        nearest = torch.minimum(nearest, torch.cdist(x, x[j:j + 1])[:, 0])
+        nearest = torch.minimum(nearest, ((x - x[j]) ** 2).sum(1))
         nearest[j] = -1.0  # taken
     return idx[order]
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from augment.config import SelectConfig
 from augment.score.metrics import pairwise_distances
@@ -110,16 +109,16 @@ def farthest_point_order(idx: np.ndarray, features: np.ndarray, limit: int, dims
     limit = min(limit, len(idx))
     if limit == 0:
         return idx[:0]
-    x = torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
+    x = np.asarray(features[idx], dtype=np.float32)
     if x.shape[1] > dims:
-        g = torch.Generator().manual_seed(0)
-        x = x @ (torch.randn(x.shape[1], dims, generator=g) / dims ** 0.5)
+        x = x @ (np.random.default_rng(0).standard_normal((x.shape[1], dims)).astype(np.float32) / dims ** 0.5)
+    x = np.ascontiguousarray(x)
     order = np.empty(limit, dtype=np.int64)
     nearest = ((x - x.mean(0)) ** 2).sum(1)
     for i in range(limit):
-        j = int(torch.argmax(nearest))
+        j = int(np.argmax(nearest))
         order[i] = j
-        nearest = torch.minimum(nearest, ((x - x[j]) ** 2).sum(1))
+        np.minimum(nearest, ((x - x[j]) ** 2).sum(1), out=nearest)
         nearest[j] = -1.0  # taken
     return idx[order]
 

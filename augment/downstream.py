@@ -210,10 +210,12 @@ def paired_differences(y_test: np.ndarray, predictions: dict, summary: pd.DataFr
         for arm in means.index:
             row = {"classifier": classifier, "arm": arm, "best_classical": best}
             for name, ref in (("minus_random_oversampling", "random oversampling"), ("minus_best_classical", best)):
-                if ref is None or ref not in means.index or ref == arm:
+                # the seeds both arms ran (rows merged from runs of different length pair on their common seeds)
+                both = [s for s in seeds if (classifier, arm, s) in predictions and (classifier, ref, s) in predictions]
+                if ref is None or ref not in means.index or ref == arm or not both:
                     continue
-                d = paired_bootstrap(_correct(predictions, classifier, arm, seeds, y_test),
-                                     _correct(predictions, classifier, ref, seeds, y_test), y_test)
+                d = paired_bootstrap(_correct(predictions, classifier, arm, both, y_test),
+                                     _correct(predictions, classifier, ref, both, y_test), y_test)
                 row.update({name: d.mean, f"{name}_low": d.low, f"{name}_high": d.high})
             rows.append(row)
     return pd.DataFrame(rows)

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from makers import KEEP_ALL, make_image_folder, make_npz, tiny_config
 
@@ -12,6 +13,7 @@ from augment.downstream import (
     fit_predict,
     gap_closed,
     mixed_fill,
+    paired_differences,
     smote,
     summarise,
     tail_classes,
@@ -154,3 +156,14 @@ def test_evaluate_refuses_test_classes_the_run_does_not_know(tmp_path, capsys):
     test = make_npz(tmp_path / "test.npz", [2, 2, 2])
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--test", f"{test}", "--classifiers", "logreg"]) == 2
     assert "has classes ['2'] that the run does not know" in capsys.readouterr().err
+
+
+def test_rows_merged_from_runs_of_different_length_pair_on_their_common_seeds():
+    y_test = np.array([0, 1] * 50)
+    right, wrong = y_test.copy(), 1 - y_test
+    predictions = {("cnn", "random oversampling", s): wrong for s in (0, 1, 2)}
+    predictions.update({("cnn", "augmented [other recipe]", s): right for s in (0, 1)})  # a run of two seeds
+    runs = pd.DataFrame([{"classifier": c, "arm": a, "seed": s, "balanced_accuracy": float((p == y_test).mean()),
+                          "macro_f1": 0.0, "tail_recall": 0.0} for (c, a, s), p in predictions.items()])
+    paired = paired_differences(y_test, predictions, summarise(runs)).set_index("arm")
+    assert paired.loc["augmented [other recipe]", "minus_random_oversampling"] == pytest.approx(1.0)

@@ -93,7 +93,7 @@ def test_training_cache_is_reused_when_only_the_plan_changes(tmp_path):
     assert again["from_cache"] and again["key"] == trained["key"]
     assert run_key("f", tiny_config()) != run_key("f", other_plan)
     assert training_key("f", tiny_config()) == training_key("f", other_plan)
-    assert training_key("f", tiny_config()) != training_key("f", tiny_config("train.lr=0.001"))
+    assert training_key("f", tiny_config()) != training_key("f", tiny_config("train.lr=0.0005"))
     assert training_key("f", tiny_config()) == training_key("f", tiny_config("train.log_every=7"))
 
 

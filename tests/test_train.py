@@ -82,7 +82,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(two_class_bars, tm
 def test_resuming_with_other_settings_or_data_is_refused(two_class_bars, tmp_path):
     train(two_class_bars, tiny_config(), tmp_path / "run", stop_after=1)
     with pytest.raises(ConfigError, match=r"different settings for \['train\.lr'\]"):
-        train(two_class_bars, tiny_config("train.lr=0.001"), tmp_path / "run")
+        train(two_class_bars, tiny_config("train.lr=0.0005"), tmp_path / "run")
     other = two_class_bars.subset(list(range(10)))
     with pytest.raises(ConfigError, match="trained on different data"):
         train(other, tiny_config(), tmp_path / "run")

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -23,7 +22,7 @@ from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.grids import save_grid
-from augment.models.latent_smote import CODE_DIM, Autoencoder
+from augment.models.latent_smote import CODE_DIM, Autoencoder, LatentSmoteGenerator
 from augment.precision import autocast_for, resolve_precision
 from augment.train import FORMAT, GRID_COLUMNS, TrainFiles, TrainResult, build_networks, data_shape, sample_per_class
 
@@ -35,7 +34,6 @@ class AutoencoderConfig:
     steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
-    k: int = 5  # SMOTE neighbours
 
 
 def _to_unit(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -82,41 +80,30 @@ def encode_all(model: Autoencoder, images: torch.Tensor, device: torch.device | 
                       for b in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0)
 
 
-def smote_codes(codes: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """n new codes: a random real code moved a uniform fraction of the way to one of its k nearest
-    same-class codes. A class with one real code can only repeat it."""
-    if len(codes) == 1:
-        return np.repeat(codes, n, axis=0)
-    kk = min(k, len(codes) - 1)
-    d = torch.cdist(torch.from_numpy(codes), torch.from_numpy(codes)).numpy()
-    neighbours = np.argsort(d, axis=1)[:, 1:kk + 1]  # column 0 is the code itself
-    base = rng.integers(len(codes), size=n)
-    other = neighbours[base, rng.integers(kk, size=n)]
-    lam = rng.random((n, 1))
-    return codes[base] + lam * (codes[other] - codes[base])
+@torch.inference_mode()
+def smote_generator(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                    device: torch.device | str = "cpu") -> LatentSmoteGenerator:
+    """The latent-smote generator over a trained autoencoder: its decoder, and the real images' codes."""
+    G = LatentSmoteGenerator(images.shape[1], images.shape[-1], num_classes, model.width,
+                             code_dim=model.encoder[-1].out_features)
+    G.autoencoder.load_state_dict(model.state_dict())
+    G = G.to(device).eval()
+    G.set_codes(encode_all(model, images, device).to(device), labels.to(device))
+    return G
 
 
 @torch.inference_mode()
 def generate_latent_smote(model: Autoencoder, images: torch.Tensor, labels: torch.Tensor, counts: dict[int, int],
-                          k: int = 5, seed: int = 0, device: torch.device | str = "cpu") -> tuple[torch.Tensor,
-                                                                                                torch.Tensor]:
-    """counts[c] new uint8 images of class c, decoded from SMOTE between class c's real latent codes."""
-    rng = np.random.default_rng(seed)
-    codes = encode_all(model, images, device).numpy().astype(np.float64)
-    out, out_y = [], []
-    for c, n in counts.items():
-        if n <= 0:
-            continue
-        own = codes[labels.numpy() == c]
-        if len(own) == 0:
-            raise ValueError(f"class {c} has no real images to interpolate between")
-        z = torch.from_numpy(smote_codes(own, n, k, rng)).float().to(device)
-        x = torch.cat([model.decode(z[b:b + 1024]).float() for b in range(0, n, 1024)])
-        out.append((x * 255).round().clamp(0, 255).to(torch.uint8).cpu())
-        out_y.append(torch.full((n,), c, dtype=torch.int64))
-    if not out:
-        return torch.zeros(0, *images.shape[1:], dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
-    return torch.cat(out), torch.cat(out_y)
+                          seed: int = 0, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """counts[c] new uint8 images of class c, decoded from SMOTE between class c's real latent codes (the
+    variant's generator on seeded latents)."""
+    G = smote_generator(model, images, labels, int(labels.max()) + 1, device)
+    y = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in counts.items() if n > 0] or
+                  [torch.zeros(0, dtype=torch.int64)])
+    z = torch.randn(len(y), 3, generator=torch.Generator().manual_seed(seed))
+    x = torch.cat([G(z[b:b + 1024].to(device), y[b:b + 1024].to(device)).float().cpu()
+                   for b in range(0, len(y), 1024)]) if len(y) else torch.zeros(0, *images.shape[1:])
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), y
 
 
 def train_latent_smote(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress=None, quality=None,
@@ -151,10 +138,8 @@ def train_latent_smote(data: LabeledImages, cfg: Config, run_dir: str | Path, *,
     model = train_autoencoder(data.images, data.labels, ae_cfg, seed=cfg.seed, device=device, precision=precision,
                               max_seconds=tc.max_seconds, on_step=on_step)
     trained = clock["done"] if clock["done"] else steps
-    G, D = build_networks(cfg, data_shape(data))
-    G.autoencoder.load_state_dict(model.state_dict())
-    G = G.to(device).eval()
-    G.set_codes(encode_all(model, data.images, device).to(device), data.labels.to(device))
+    G = smote_generator(model, data.images, data.labels, data.num_classes, device)
+    _, D = build_networks(cfg, data_shape(data))
     K, L = data.num_classes, cfg.model.latent_dim
     report = quality(lambda n: sample_per_class(G, K, n, L, cfg.seed + 7, device)) if quality is not None else None
     score = float(report["score"]) if report is not None else None

@@ -59,7 +59,7 @@ def main() -> None:
         counts = np.bincount(train.labels.numpy(), minlength=10)
         need = {c: int(counts.max() - counts[c]) for c in range(10)}
         t = time.perf_counter()
-        xs, ys = generate_latent_smote(model, train.images, train.labels, need, k=ae.k, seed=seed)
+        xs, ys = generate_latent_smote(model, train.images, train.labels, need, seed=seed)
         t_gen = time.perf_counter() - t
         x, y = train.images.numpy(), train.labels.numpy()
         arms = build_arms(x, y, seed, x_aug=xs.numpy(), y_aug=ys.numpy(), x_full=x_full, y_full=y_full)

@@ -36,6 +36,7 @@ from augment.downstream import Arm, evaluate_arms, random_oversample, tail_class
 from augment.generate import generate, load_gan
 from augment.provenance import package_versions
 from augment.score import cnn
+from augment.score.detector import detector_accuracy
 from augment.score.external import fit_external
 from augment.score.gan_scores import gan_scores
 
@@ -59,15 +60,6 @@ def real_vs_generated(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, n
 
 def train_detector(x: np.ndarray, y: np.ndarray, seed: int) -> torch.nn.Module:
     return cnn.train_cnn(torch.from_numpy(x), torch.from_numpy(y), 2, steps=400, seed=seed, width=16, balanced=False)
-
-
-def detector_accuracy(real: np.ndarray, fake: np.ndarray, seed: int) -> float:
-    """Held-out accuracy of a detector trained on half of the images (0.5: indistinguishable)."""
-    x, y = real_vs_generated(real, fake)
-    order = np.random.default_rng(seed).permutation(len(x))
-    fit, held = order[: len(x) // 2], order[len(x) // 2:]
-    model = train_detector(x[fit], y[fit], seed)
-    return float((cnn.predict(model, torch.from_numpy(x[held]))[0].argmax(1) == y[held]).mean())
 
 
 def looks_real(gan, cand, rank_by: str, real: np.ndarray, seed: int) -> np.ndarray | None:
@@ -112,8 +104,10 @@ def main() -> None:
     syn = {c: cand.images.numpy()[order[((lab == c) & ok)[order]]] for c in range(10)}
     print(f"# kept per class {[len(syn[c]) for c in range(10)]}", flush=True)
     fake = np.concatenate([syn[c][:400] for c in range(10)])
-    real = x[np.random.default_rng(seed).permutation(len(x))[:len(fake)]]
-    print(f"# real-vs-generated SmallCNN, held-out accuracy {detector_accuracy(real, fake, seed):.4f}", flush=True)
+    fake_y = np.concatenate([np.full(len(syn[c][:400]), c) for c in range(10)])
+    found = detector_accuracy(torch.from_numpy(x), y, torch.from_numpy(fake), fake_y, [str(c) for c in range(10)],
+                              seed=seed)
+    print(f"# real-vs-generated SmallCNN (augment.score.detector), held-out accuracy {found['all']:.4f}", flush=True)
     arms = {"random oversampling": Arm(*random_oversample(x, y, seed)),
             "augmented": with_generated(x, y, syn, {c: max(PER_CLASS - counts[c], 0) for c in range(10)})}
     for k in (int(s) for s in args.every_class.split(",") if s.strip()):

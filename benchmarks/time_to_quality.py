@@ -10,7 +10,8 @@ hide, on the same 1,000 images against 100 real images per class:
   spread  per class, the mean pairwise distance of generated images in the judge's feature space over
           that of real images (1.0: as spread out as real; lower: less diverse); mean and weakest class
   FD      per class Frechet distance in the judge's feature space, mean over classes
-  detect  held-out accuracy of a fresh real-vs-generated CNN (0.5: indistinguishable)
+  detect  held-out accuracy of a fresh real-vs-generated CNN, the one quality.csv reports
+          (augment.score.detector: equal real and generated images per class; 0.5: indistinguishable)
 
     python benchmarks/time_to_quality.py [--budget 120] [--seeds 3] [--check-every 100]
         [--arm NAME=key=value,key=value ...]   (default arms: 'default' only; settings on top of the defaults)
@@ -29,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from shared_data import MNIST
-from synthetic_arms import detector_accuracy
 
 from augment.config import build_config
 from augment.data import LabeledImages
 from augment.device import thread_count
 from augment.score import cnn
+from augment.score.detector import detector_accuracy
 from augment.score.metrics import MetricInputs, frechet_distance
 from augment.score.probe import mean_pairwise_distance
 from augment.train import train
@@ -71,7 +72,8 @@ def diversity(gen: torch.Tensor, gen_y: np.ndarray, real: torch.Tensor, real_y: 
                             copy_threshold=0.0)
         fds.append(frechet_distance(pair)["frechet_distance"])
     return {"spread_mean": float(np.mean(spreads)), "spread_min": float(np.min(spreads)),
-            "fd_mean": float(np.mean(fds)), "detect": detector_accuracy(real.numpy(), gen.numpy(), seed)}
+            "fd_mean": float(np.mean(fds)),
+            "detect": detector_accuracy(real, real_y, gen, gen_y, [str(c) for c in range(10)], seed=seed)["all"]}
 
 
 def run_arm(sets: list[str], seed: int, data: LabeledImages, budget: float, check_every: int, judge,

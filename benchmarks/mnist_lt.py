@@ -249,9 +249,11 @@ def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:
         g = gap_closed(table, clf)
         if not g:  # --arms without the augmented or any classical arm: nothing to compare here
             continue
+        bound = (f"; upper bound {g['upper_bound']:.4f}; share of the gap closed {g['gap_closed']:.1%}"
+                 if "upper_bound" in g else "")  # --arms may leave the upper bound out
         print(f"\n{clf}: best classical arm '{g['best_classical']}' {g['best_classical_value']:.4f}; augmented "
-              f"{g['augmented']:.4f}; upper bound {g['upper_bound']:.4f}; share of the gap closed "
-              f"{g['gap_closed']:.1%}; augmented - random oversampling {g['augmented_minus_random_oversampling']:+.4f}")
+              f"{g['augmented']:.4f}{bound}; augmented - random oversampling "
+              f"{g['augmented_minus_random_oversampling']:+.4f}")
 
 
 if __name__ == "__main__":

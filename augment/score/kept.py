@@ -42,13 +42,12 @@ def kept_quality(cfg: Config, layout: RunLayout, data: LabeledImages, cand: Synt
     per_class["all"] = float((preds == labels).mean())
     table.insert(table.columns.get_loc("ext_accuracy") + 1, "ext_accuracy_all_candidates",
                  [per_class[name] for name in table["class"]])
+    keep = torch.from_numpy(kept)
     if cfg.score.detector:
-        keep = torch.from_numpy(kept)
         found = detector_accuracy(data.images, data.labels.numpy(), cand.images[keep], labels[kept],
                                   data.class_names, seed=cfg.seed, device=resolve_device(cfg.train.device))
         table["detector"] = [found.get(name, float("nan")) for name in table["class"]]
     if cfg.score.cas:
-        keep = torch.from_numpy(kept)
         cas = classification_accuracy_score(cand.images[keep], cand.labels[keep], data, cfg)
         table["cas"] = [cas.get(name, float("nan")) for name in table["class"]]
     return table

@@ -108,6 +108,8 @@ def main() -> None:
                    "e.g. to add a new arm to saved rows")
     p.add_argument("--label", default="", help="append ' [LABEL]' to the names of the arms with synthetic images, "
                    "so that rows of another recipe merge with saved ones under --from-csv (paired by seed)")
+    p.add_argument("--base-label", default="", help="with --from-csv: compare each labelled arm with the same arm "
+                   "under this label (default: the same arm unlabelled)")
     p.add_argument("--from-csv", type=Path, nargs="+", help="train nothing: print the summary of rows saved with "
                    "--save by earlier invocations (e.g. seeds run on different days)")
     args = p.parse_args()
@@ -124,7 +126,7 @@ def main() -> None:
         report(rows, tuple(c for c in classifiers if c in present))
         predictions, y_test = load_predictions(args.from_csv)
         if predictions:
-            print_paired(rows, predictions, y_test)
+            print_paired(rows, predictions, y_test, args.base_label)
         return
     v = package_versions()
     sets = [*GAN, *args.sets]
@@ -211,9 +213,10 @@ def load_predictions(csvs: list[Path]) -> tuple[dict, np.ndarray | None]:
     return predictions, y_test
 
 
-def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) -> None:
+def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray, base_label: str = "") -> None:
     """Every arm minus random oversampling and minus the best classical arm, with paired bootstrap 95%
-    intervals (seeds and test images resampled; the arms share seeds and the test split)."""
+    intervals (seeds and test images resampled; the arms share seeds and the test split); every
+    '[LABEL]' arm minus the same arm unlabelled, or, with base_label, minus the same arm '[base_label]'."""
     paired = paired_differences(y_test, predictions, summarise(all_runs))
     print("\npaired differences in balanced accuracy [95% interval]; an interval holding 0 is noise:")
     for r in paired.to_dict(orient="records"):
@@ -222,8 +225,9 @@ def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray) 
                                  ("minus_best_classical", f"- best classical ({r['best_classical']})"))
                  if c in r and r[c] == r[c]]
         print(f"  {r['classifier']:7s} {r['arm']:34s} " + "; ".join(cells))
-    labelled = [(c, a, a.rsplit(" [", 1)[0]) for c, a in all_runs[["classifier", "arm"]].drop_duplicates().itertuples(
-        index=False) if a.endswith("]") and " [" in a]
+    labelled = [(c, a, a.rsplit(" [", 1)[0] + (f" [{base_label}]" if base_label else ""))
+                for c, a in all_runs[["classifier", "arm"]].drop_duplicates().itertuples(index=False)
+                if a.endswith("]") and " [" in a and not a.endswith(f" [{base_label}]")]
     for classifier, arm, base in labelled:  # a --label recipe against the same arm of the saved recipe, seed by seed
         seeds = sorted({s for (c, a, s) in predictions if c == classifier and a == arm})
         if not all((classifier, base, s) in predictions for s in seeds):

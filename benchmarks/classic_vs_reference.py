@@ -38,8 +38,6 @@ ARMS = {  # name: the product's extra settings (None: the reference loop)
     "classic fp32": ["train.precision=fp32"],
     "classic fp32 all cores": ["train.precision=fp32", "train.threads=0"],
 }
-CLASSIC = ["model.arch=classic", "model.latent_dim=100", "image.size=32", "train.batch_size=64",
-           "train.lr=0.0002", "train.ema=false"]
 
 
 def reference_networks(latent: int = 100, classes: int = 10, size: int = 32):
@@ -167,13 +165,13 @@ def classic_child(steps: int, sets: list[str]) -> dict:
     import numpy as np
     import torch
     from shared_data import MNIST
-    from throughput import as_dataset
+    from throughput import CONFIGS, as_dataset
 
     from augment.config import build_config
     from augment.precision import resolve_precision
     from augment.train import train
 
-    cfg = build_config(sets=[*CLASSIC, *sets, "train.device=cpu", f"train.steps={steps}",
+    cfg = build_config(sets=[*CONFIGS["classic"], *sets, "train.device=cpu", f"train.steps={steps}",
                              f"train.log_every={INTERVAL}", f"train.checkpoint_every={steps}"])
     data = as_dataset(32, n=len(np.load(MNIST)["y_train"]))
     with tempfile.TemporaryDirectory() as tmp:

@@ -105,6 +105,8 @@ class ModelConfig:
                                      "acgan: weight of the class head's loss in the generator's step")
     embed_noise: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                   "std of noise on G's class embedding while training (NoisyTwins)")
+    acgan_projection: bool = _setting(False, "true or false", _is_bool,
+                                      "acgan: D also takes the label by projection")
 
 
 @dataclass
@@ -143,6 +145,9 @@ class TrainConfig:
                                  "D steps per G step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                 "weight of the WGAN-GP gradient penalty")
+    r1_weight: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
+                                "γ of an R1 penalty on D's gradient at real images (0 = off)")
+    r1_every: int = _setting(16, "a positive integer", _int_in(1), "lazy R1: steps between penalties")
     aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
                               "steps of the auxiliary classifier (variants without a class head)")
     health_every: int = _setting(10, "a positive integer", _int_in(1),
@@ -376,6 +381,10 @@ def check_combinations(cfg: Config) -> None:
         raise ConfigError(f"model.embed_noise = {cfg.model.embed_noise} adds noise to the generator's class "
                           "embedding, which only model.conditioning = 'embed_mul' with model.arch = 'dcgan' and "
                           "model.variant 'acgan' or 'cgan' has; set it to 0 or change those settings.")
+    if cfg.model.acgan_projection and (cfg.model.variant != "acgan" or cfg.model.arch == "classic"):
+        raise ConfigError("model.acgan_projection = true adds a projection term to ACGAN's discriminator, which "
+                          "only model.variant = 'acgan' with model.arch = 'dcgan' has; cgan already conditions "
+                          f"by projection. Got variant {cfg.model.variant!r}, arch {cfg.model.arch!r}.")
     if cfg.model.arch == "classic" and cfg.image.size != "auto" and cfg.image.size % 4:
         raise ConfigError(f"model.arch = 'classic' needs image.size divisible by 4. Got {cfg.image.size}.")
     if cfg.model.loss not in variant.losses:

@@ -31,7 +31,7 @@ from augment.device import prepare_device
 from augment.diffaugment import diff_augment, parse_policy
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
-from augment.losses import LOSSES, gradient_penalty
+from augment.losses import LOSSES, gradient_penalty, r1_penalty
 from augment.models import DataShape, StepContext, get_variant
 from augment.models.backbone import model_config_for
 from augment.precision import autocast_for, resolve_precision
@@ -200,6 +200,8 @@ class StepParts:
     latent: int
     n_critic: int
     gp_weight: float
+    r1_weight: float = 0.0
+    r1_every: int = 16
 
 
 @dataclass
@@ -330,7 +332,8 @@ def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.d
         sampler=BatchSampler(labels, data.num_classes, tc.real_sampling == "balanced", st.data_gen),
         augment=(lambda x: diff_augment(x, policy, st.noise_gen)) if policy else (lambda x: x),
         amp=autocast_for(device, precision), G_step=G_step, D_step=D_step, batch=tc.batch_size,
-        latent=cfg.model.latent_dim, n_critic=tc.critic_steps if adv.needs_gp else 1, gp_weight=tc.gp_weight)
+        latent=cfg.model.latent_dim, n_critic=tc.critic_steps if adv.needs_gp else 1, gp_weight=tc.gp_weight,
+        r1_weight=tc.r1_weight, r1_every=tc.r1_every)
 
 
 def train_step(st: TrainState, p: StepParts, ema_decay: float | None) -> StepResult:
@@ -365,6 +368,10 @@ def discriminator_step(st: TrainState, p: StepParts):
                 gp = gradient_penalty(functools.partial(_critic, p, y_real), real_in, fake_in, st.noise_gen)
                 d_loss = d_loss + p.gp_weight * gp
                 d_stats["gp"] = gp.detach()
+            if p.r1_weight and k == p.n_critic - 1 and st.step % p.r1_every == 0:
+                # Lazy R1 (Mescheder et al. 2018; StyleGAN2): every r1_every steps, scaled to match.
+                r1 = r1_penalty(functools.partial(_critic, p, y_real), real_in)
+                d_loss = d_loss + (p.r1_weight / 2 * p.r1_every) * r1
         st.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         st.opt_d.step()

@@ -234,3 +234,35 @@ def test_embedding_noise_and_class_weight_are_settings_that_train(two_class_bars
     assert not same_state(weights(plain.last_checkpoint)["generator"], weights(noisy.last_checkpoint)["generator"])
     with pytest.raises(ConfigError, match="model.embed_noise"):
         tiny_config("model.embed_noise=0.5", "model.conditioning=concat")
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_at_real_images():
+    from augment.losses import r1_penalty
+
+    w = torch.tensor([[[[1.0, -2.0], [0.5, 0.0]]]], requires_grad=True)  # a linear critic: its gradient is w
+    real = torch.randn(5, 1, 2, 2)
+    penalty = r1_penalty(lambda x: (x * w).flatten(1).sum(1), real)
+    assert penalty.item() == pytest.approx(1 + 4 + 0.25)
+    penalty.backward()  # it trains D: the penalty is differentiable in D's weights
+    assert torch.allclose(w.grad, 2 * w.detach())
+
+
+def test_acgan_projection_lets_the_label_move_the_real_fake_logit_but_not_the_class_head():
+    from augment.models.backbone import Discriminator
+
+    D = Discriminator(1, 8, 4, aux_classes=2, conditioning="projection", num_classes=2)
+    x = torch.randn(3, 1, 8, 8)
+    (logit0, cls0), (logit1, cls1) = D(x, torch.zeros(3, dtype=torch.long)), D(x, torch.ones(3, dtype=torch.long))
+    assert not torch.allclose(logit0, logit1)
+    assert torch.equal(cls0, cls1) and torch.equal(D(x)[1], cls0)  # reading classes needs no label
+
+
+def test_r1_instead_of_spectral_norm_and_acgan_projection_are_settings_that_train(two_class_bars, tmp_path):
+    plain = train(two_class_bars, tiny_config("model.spectral_norm=false"), tmp_path / "plain")
+    r1 = train(two_class_bars, tiny_config("model.spectral_norm=false", "train.r1_weight=1", "train.r1_every=2"),
+               tmp_path / "r1")
+    assert not same_state(weights(plain.last_checkpoint)["discriminator"], weights(r1.last_checkpoint)["discriminator"])
+    both = train(two_class_bars, tiny_config("model.acgan_projection=true"), tmp_path / "both")
+    assert any(k.startswith("embed.") for k in weights(both.last_checkpoint)["discriminator"])
+    with pytest.raises(ConfigError, match="model.acgan_projection"):
+        tiny_config("model.acgan_projection=true", "model.variant=cgan")

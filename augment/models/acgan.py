@@ -21,7 +21,9 @@ def build(cfg: ModelConfig, shape: DataShape):
                 ClassicDiscriminator(shape.channels, shape.size, shape.num_classes))
     g = Generator(cfg.latent_dim, shape.num_classes, shape.channels, shape.size, cfg.width, cfg.conditioning,
                   cfg.embed_noise)
-    d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes)
+    # acgan_projection: the label enters D both ways, the class head and a projection term on the logit.
+    d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes,
+                      conditioning="projection" if cfg.acgan_projection else "none", num_classes=shape.num_classes)
     return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
 
 
@@ -30,10 +32,10 @@ def d_loss(D, real, y_real, fake, y_fake, ctx):
     model.aux_fake_weight, on fake images as in the original ACGAN)."""
     n = real.shape[0]
     if getattr(D, "separate_batches", False):  # BatchNorm inside: keep real and fake statistics apart
-        (lr, cr), (lf, cf) = D(real), D(fake)
+        (lr, cr), (lf, cf) = D(real, y_real), D(fake, y_fake)
         logits, cls = torch.cat([lr, lf]), torch.cat([cr, cf])
-    else:
-        logits, cls = D(torch.cat([real, fake]))
+    else:  # the labels reach D's logit only with model.acgan_projection
+        logits, cls = D(torch.cat([real, fake]), torch.cat([y_real, y_fake]))
     adv_loss = ctx.adv.d(logits[:n], logits[n:])
     aux_loss = F.cross_entropy(cls[:n], y_real)
     if ctx.aux_fake_weight:
@@ -46,7 +48,7 @@ def d_loss(D, real, y_real, fake, y_fake, ctx):
 def g_loss(D, fake, y_fake, ctx):
     """Fool the adversarial head and be classified as the intended class (that term weighted by
     model.g_class_weight: ACGAN's class loss pulls G toward easily separable, less diverse images)."""
-    logits, cls = D(fake)
+    logits, cls = D(fake, y_fake)
     adv_loss = ctx.adv.g(logits)
     aux_loss = ctx.g_class_weight * F.cross_entropy(cls, y_fake)
     stats = {"g_adv": adv_loss.detach(), "g_aux": aux_loss.detach(),
@@ -55,7 +57,7 @@ def g_loss(D, fake, y_fake, ctx):
 
 
 def critic(D, x, y):
-    return D(x)[0]
+    return D(x, y)[0]
 
 
 def class_probs(D, x):

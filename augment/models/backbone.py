@@ -118,7 +118,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.features(x, y)
         logit = self.adv(h).squeeze(1)
-        if self.embed is not None:
+        if self.embed is not None and y is not None:  # without a label (class_probs) only the class head is read
             logit = logit + (self.embed(y) * h).sum(1)
         return logit, (self.aux(h) if self.aux is not None else None)
 

@@ -105,8 +105,9 @@ class ModelConfig:
                                      "acgan: weight of the class head's loss in the generator's step")
     embed_noise: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                   "std of noise on G's class embedding while training (NoisyTwins)")
-    acgan_projection: bool = _setting(False, "true or false", _is_bool,
-                                      "acgan: D also takes the label by projection")
+    acgan_projection: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
+                                            "acgan: D also takes the label by projection; 'auto': on but for "
+                                            "arch 'classic'")
 
 
 @dataclass
@@ -381,7 +382,7 @@ def check_combinations(cfg: Config) -> None:
         raise ConfigError(f"model.embed_noise = {cfg.model.embed_noise} adds noise to the generator's class "
                           "embedding, which only model.conditioning = 'embed_mul' with model.arch = 'dcgan' and "
                           "model.variant 'acgan' or 'cgan' has; set it to 0 or change those settings.")
-    if cfg.model.acgan_projection and (cfg.model.variant != "acgan" or cfg.model.arch == "classic"):
+    if cfg.model.acgan_projection is True and (cfg.model.variant != "acgan" or cfg.model.arch == "classic"):
         raise ConfigError("model.acgan_projection = true adds a projection term to ACGAN's discriminator, which "
                           "only model.variant = 'acgan' with model.arch = 'dcgan' has; cgan already conditions "
                           f"by projection. Got variant {cfg.model.variant!r}, arch {cfg.model.arch!r}.")

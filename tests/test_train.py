@@ -266,3 +266,19 @@ def test_r1_instead_of_spectral_norm_and_acgan_projection_are_settings_that_trai
     assert any(k.startswith("embed.") for k in weights(both.last_checkpoint)["discriminator"])
     with pytest.raises(ConfigError, match="model.acgan_projection"):
         tiny_config("model.acgan_projection=true", "model.variant=cgan")
+    tiny_config("model.arch=classic")  # 'auto' (the default) asks nothing of the classic networks
+
+
+def test_a_checkpoint_from_before_acgan_projection_rebuilds_without_it(two_class_bars, tmp_path):
+    from augment.models import DataShape, get_variant
+    from augment.models.backbone import model_config_for
+
+    old = train(two_class_bars, tiny_config("model.acgan_projection=false"), tmp_path / "old")
+    saved_d = weights(old.last_checkpoint)["discriminator"]
+    # A checkpoint from before the setting: its config reads as the default, 'auto', which the weights settle
+    model = model_config_for(tiny_config().model, saved_d)
+    assert model.acgan_projection is False
+    _, D = get_variant("acgan").build(model, DataShape(channels=1, size=8, num_classes=2))
+    D.load_state_dict(saved_d)  # strict: no projection weights asked for
+    assert model_config_for(tiny_config().model, weights(train(two_class_bars, tiny_config(), tmp_path / "new")
+                                                         .last_checkpoint)["discriminator"]).acgan_projection is True

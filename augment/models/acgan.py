@@ -23,7 +23,8 @@ def build(cfg: ModelConfig, shape: DataShape):
                   cfg.embed_noise)
     # acgan_projection: the label enters D both ways, the class head and a projection term on the logit.
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes,
-                      conditioning="projection" if cfg.acgan_projection else "none", num_classes=shape.num_classes)
+                      conditioning="projection" if cfg.acgan_projection in (True, "auto") else "none",
+                      num_classes=shape.num_classes)
     return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
 
 

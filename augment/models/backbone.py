@@ -136,11 +136,14 @@ def has_spectral_norm(discriminator_state: dict) -> bool:
 
 
 def model_config_for(cfg: ModelConfig, discriminator_state: dict) -> ModelConfig:
-    """The model settings that rebuild a saved discriminator: with 'auto', whether spectral norm is on
-    is read from the weights, since 'auto' meant off for acgan in checkpoints written before it meant on."""
-    if cfg.spectral_norm != "auto":
-        return cfg
-    return dataclasses.replace(cfg, spectral_norm=has_spectral_norm(discriminator_state))
+    """The model settings that rebuild a saved discriminator: what an 'auto' meant is read from the
+    weights (spectral norm: 'auto' meant off for acgan in older checkpoints; acgan's projection term:
+    checkpoints written before it existed have none)."""
+    if cfg.spectral_norm == "auto":
+        cfg = dataclasses.replace(cfg, spectral_norm=has_spectral_norm(discriminator_state))
+    if cfg.acgan_projection == "auto" and cfg.variant == "acgan":
+        cfg = dataclasses.replace(cfg, acgan_projection=any(k.startswith("embed.") for k in discriminator_state))
+    return cfg
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

@@ -118,45 +118,46 @@ def reference_child(steps: int) -> dict:
     adversarial, auxiliary = torch.nn.BCELoss(), torch.nn.CrossEntropyLoss()
     opt_g = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
-    log, rates, out = io.StringIO(), [], tempfile.mkdtemp()
-    t, i = time.perf_counter(), 0
-    while i < steps:
-        for imgs, labels in loader:
-            b = imgs.shape[0]
-            valid, fake = torch.full((b, 1), 1.0), torch.full((b, 1), 0.0)
-            opt_g.zero_grad()
-            z = torch.as_tensor(np.random.normal(0, 1, (b, 100)), dtype=torch.float32)
-            gen_labels = torch.as_tensor(np.random.randint(0, 10, b), dtype=torch.long)
-            gen_imgs = G(z, gen_labels)
-            validity, pred_label = D(gen_imgs)
-            g_loss = 0.5 * (adversarial(validity, valid) + auxiliary(pred_label, gen_labels))
-            g_loss.backward()
-            opt_g.step()
-            opt_d.zero_grad()
-            real_pred, real_aux = D(imgs)
-            d_real = (adversarial(real_pred, valid) + auxiliary(real_aux, labels)) / 2
-            fake_pred, fake_aux = D(gen_imgs.detach())
-            d_fake = (adversarial(fake_pred, fake) + auxiliary(fake_aux, gen_labels)) / 2
-            d_loss = (d_real + d_fake) / 2
-            pred = np.concatenate([real_aux.data.cpu().numpy(), fake_aux.data.cpu().numpy()], axis=0)
-            gt = np.concatenate([labels.data.cpu().numpy(), gen_labels.data.cpu().numpy()], axis=0)
-            d_acc = np.mean(np.argmax(pred, axis=1) == gt)
-            d_loss.backward()
-            opt_d.step()
-            print(f"[Batch {i}] [D loss: {d_loss.item():f}, acc: {100 * d_acc:.0f}%] [G loss: {g_loss.item():f}]",
-                  file=log)
-            if i % 400 == 0:
-                with torch.no_grad():
-                    grid_z = torch.as_tensor(np.random.normal(0, 1, (100, 100)), dtype=torch.float32)
-                    grid = G(grid_z, torch.arange(10).repeat_interleave(10))
-                save_image(grid.data, os.path.join(out, f"{i}.png"), nrow=10, normalize=True)
-            i += 1
-            if i % INTERVAL == 0:
-                now = time.perf_counter()
-                rates.append(INTERVAL * 64 / (now - t))
-                t = now
-            if i >= steps:
-                break
+    log, rates = io.StringIO(), []
+    with tempfile.TemporaryDirectory() as out:  # the loop's sample grids, removed afterwards
+        t, i = time.perf_counter(), 0
+        while i < steps:
+            for imgs, labels in loader:
+                b = imgs.shape[0]
+                valid, fake = torch.full((b, 1), 1.0), torch.full((b, 1), 0.0)
+                opt_g.zero_grad()
+                z = torch.as_tensor(np.random.normal(0, 1, (b, 100)), dtype=torch.float32)
+                gen_labels = torch.as_tensor(np.random.randint(0, 10, b), dtype=torch.long)
+                gen_imgs = G(z, gen_labels)
+                validity, pred_label = D(gen_imgs)
+                g_loss = 0.5 * (adversarial(validity, valid) + auxiliary(pred_label, gen_labels))
+                g_loss.backward()
+                opt_g.step()
+                opt_d.zero_grad()
+                real_pred, real_aux = D(imgs)
+                d_real = (adversarial(real_pred, valid) + auxiliary(real_aux, labels)) / 2
+                fake_pred, fake_aux = D(gen_imgs.detach())
+                d_fake = (adversarial(fake_pred, fake) + auxiliary(fake_aux, gen_labels)) / 2
+                d_loss = (d_real + d_fake) / 2
+                pred = np.concatenate([real_aux.data.cpu().numpy(), fake_aux.data.cpu().numpy()], axis=0)
+                gt = np.concatenate([labels.data.cpu().numpy(), gen_labels.data.cpu().numpy()], axis=0)
+                d_acc = np.mean(np.argmax(pred, axis=1) == gt)
+                d_loss.backward()
+                opt_d.step()
+                print(f"[Batch {i}] [D loss: {d_loss.item():f}, acc: {100 * d_acc:.0f}%] [G loss: {g_loss.item():f}]",
+                      file=log)
+                if i % 400 == 0:
+                    with torch.no_grad():
+                        grid_z = torch.as_tensor(np.random.normal(0, 1, (100, 100)), dtype=torch.float32)
+                        grid = G(grid_z, torch.arange(10).repeat_interleave(10))
+                    save_image(grid.data, os.path.join(out, f"{i}.png"), nrow=10, normalize=True)
+                i += 1
+                if i % INTERVAL == 0:
+                    now = time.perf_counter()
+                    rates.append(INTERVAL * 64 / (now - t))
+                    t = now
+                if i >= steps:
+                    break
     return {"rates": rates, "threads": torch.get_num_threads(), "precision": "fp32"}
 
 

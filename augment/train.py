@@ -200,8 +200,8 @@ class StepParts:
     latent: int
     n_critic: int
     gp_weight: float
-    r1_weight: float = 0.0
-    r1_every: int = 16
+    r1_weight: float
+    r1_every: int
 
 
 @dataclass

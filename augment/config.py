@@ -137,9 +137,9 @@ class TrainConfig:
                                 "decay of the generator's average (warmed up over the first steps)")
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
                                   "real batches: every class equally often, or as the data is")
-    threads: int | str = _setting("auto", "'auto' or a non-negative integer (0 = all cores)",
-                                  lambda v: v == "auto" or _int_in(0)(v),
-                                  "CPU threads; 'auto': all cores but one (a busy machine costs less)")
+    threads: int | str = _setting("auto", "'auto', 'adaptive' or a non-negative integer (0 = all cores)",
+                                  lambda v: v in ("auto", "adaptive") or _int_in(0)(v),
+                                  "CPU threads; 'auto': all cores but one; 'adaptive': what other processes leave")
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
                                      "CPU (glibc): keep freed memory (fewer page faults)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),

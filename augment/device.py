@@ -17,8 +17,9 @@ ALL_CORES = torch.get_num_threads()  # torch's own choice (one per core, or OMP_
 
 def thread_count(setting: int | str) -> int:
     """train.threads as a thread count: 0 = all cores; 'auto' = one fewer (at least one), so that one other
-    busy process on the machine costs a fair share instead of stalling every parallel region."""
-    if setting == "auto":
+    busy process on the machine costs a fair share instead of stalling every parallel region. 'adaptive'
+    starts there; while training on the CPU, augment.thread_governor moves it with the other processes' load."""
+    if setting in ("auto", "adaptive"):
         return max(1, ALL_CORES - 1)
     return int(setting) or ALL_CORES
 

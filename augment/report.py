@@ -190,6 +190,16 @@ def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: fl
     return True
 
 
+def threads_note(training: dict) -> str:
+    """' with 1-2 CPU threads' from the training's thread history (train.threads = 'auto' follows the
+    machine's load); '' on a GPU or where the run did not record it."""
+    counts = sorted({n for _, n in training.get("threads") or []})
+    if not counts or not str(training.get("device", "")).startswith("cpu"):
+        return ""
+    span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f" with {span} CPU thread{'s' if counts[-1] > 1 else ''}"
+
+
 def budget_line(training: dict, quality: list[dict] | None) -> str | None:
     """What train.max_seconds bought: steps against the plan and how often the external classifier reads
     the generated candidates as their class (None without a budget)."""
@@ -216,7 +226,7 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
                       ("p", f"Created {meta['created_at']}; dataset fingerprint {meta['dataset_fingerprint'][:16]}; "
                             f"seed {meta['seed']}; model {meta['training']['variant']} "
                             f"({len(meta['checkpoints'])} checkpoint(s), {meta['training']['seconds']:.0f} s of "
-                            f"training on {meta['training']['device']}).")]
+                            f"training on {meta['training']['device']}{threads_note(meta['training'])}).")]
     bought = budget_line(meta["training"], meta.get("quality"))
     if bought:
         b.append(("p", bought))

@@ -27,7 +27,7 @@ from augment.atomic import copy_file, write_text
 from augment.config import Config, TrainConfig
 from augment.data.batches import BatchSampler
 from augment.data.labeled import LabeledImages
-from augment.device import prepare_device
+from augment.device import ALL_CORES, prepare_device
 from augment.diffaugment import diff_augment, parse_policy
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
@@ -35,6 +35,7 @@ from augment.losses import LOSSES, gradient_penalty, r1_penalty
 from augment.models import DataShape, StepContext, get_variant
 from augment.models.backbone import model_config_for
 from augment.precision import autocast_for, resolve_precision
+from augment.thread_governor import ThreadGovernor
 
 FORMAT = 1
 GRID_COLUMNS = 8
@@ -64,6 +65,7 @@ class TrainResult:
     rollbacks: int = 0
     batch_size: int = 0
     precision: str = "fp32"  # the arithmetic train.precision resolved to on this device
+    threads: list = field(default_factory=list)  # CPU threads: [[seconds into training, count], ...] as they changed
 
 
 def data_shape(data: LabeledImages) -> DataShape:
@@ -270,9 +272,14 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
     mark_step = torch.compiler.cudagraph_mark_step_begin if tc.compile == "reduce-overhead" else (lambda: None)
     st.G.train()
     st.D.train()
+    governor = ThreadGovernor.for_training(tc.threads, device, ALL_CORES)  # None unless 'adaptive' on a CPU
+    if governor is not None:
+        governor.start(torch.get_num_threads())
     t0 = time.perf_counter()
     while st.step < end:
         st.step += 1
+        if governor is not None:
+            governor.tick()
         mark_step()  # CUDA graphs (compile mode reduce-overhead) may reuse the last step's output memory
         out = train_step(st, parts, tc.ema_decay if st.G_ema is not None else None)
         log.add(out.stats)
@@ -295,7 +302,8 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
         last_path = save_snapshot(st, header, files, cfg, quality)
     return TrainResult(str(run_dir), max(start, end), int(st.best["step"]), st.best["score"],
                        str(files.checkpoints / ckpt.BEST), str(last_path), round(time.perf_counter() - t0, 3), start,
-                       str(device), problems, st.rollbacks, parts.batch, precision)
+                       str(device), problems, st.rollbacks, parts.batch, precision,
+                       governor.history if governor is not None else [[0.0, torch.get_num_threads()]])
 
 
 def new_state(cfg: Config, data: LabeledImages, device: torch.device, saved: dict | None) -> TrainState:
@@ -419,6 +427,8 @@ class StatsLog:
         values = (self.acc / self.n).tolist()  # the one host sync per log interval
         row = {"step": step, **{k: round(v, 5) for k, v in zip(self.keys, values)},
                "imgs_per_s": round(self.n * batch / max(now - self.t_log, 1e-9), 1)}
+        if self.nonfinite.device.type == "cpu":
+            row["threads"] = torch.get_num_threads()  # train.threads = 'adaptive' changes it with the load
         _append_stats(self.path, row)
         self.acc.zero_()
         self.n, self.t_log = 0, now

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from augment.report import budget_line
+from augment.device import ALL_CORES
+from augment.report import budget_line, threads_note
 
 
 @pytest.fixture
@@ -62,3 +63,11 @@ def test_budget_line_reports_steps_and_the_judges_reading():
     assert line == ("train.max_seconds = 120 bought 1,400 of 3,000 steps (stopped by the budget); the external "
                     "classifier reads 95.1% of all generated candidates as their class.")
     assert budget_line({"max_seconds": 0, "steps": 10}, quality) is None
+
+
+def test_the_report_says_how_many_cpu_threads_trained(run):
+    n = max(1, ALL_CORES - 1)  # train.threads = 'auto': all cores but one
+    assert f"training on cpu with {n} CPU thread" in (run / "report.md").read_text()
+    assert threads_note({"device": "cpu", "threads": [[0.0, 1], [4.2, 2], [30.0, 1]]}) == " with 1-2 CPU threads"
+    assert threads_note({"device": "cuda:0", "threads": [[0.0, 1]]}) == ""
+    assert threads_note({"device": "cpu"}) == ""  # a run recorded before threads were

@@ -7,6 +7,7 @@ from makers import bars, tiny_config
 import augment.precision
 from augment import checkpoint as ckpt
 from augment.data import LabeledImages
+from augment.device import ALL_CORES
 from augment.errors import ConfigError
 from augment.train import pick_best, train
 
@@ -36,6 +37,15 @@ def test_a_few_steps_write_checkpoints_grids_and_stats(two_class_bars, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert {"d_loss", "g_loss", "aux_acc_real", "aux_acc_fake", "imgs_per_s"} <= rows[0].keys()
+
+
+def test_the_result_and_stats_say_how_many_cpu_threads_trained(two_class_bars, tmp_path):
+    adaptive = train(two_class_bars, tiny_config("train.steps=3", "train.threads=adaptive"), tmp_path / "adaptive")
+    assert adaptive.threads[0] == [0.0, max(1, ALL_CORES - 1)]  # it starts as 'auto' does, a core left free
+    fixed = train(two_class_bars, tiny_config("train.steps=3", "train.threads=1"), tmp_path / "one")
+    assert fixed.threads == [[0.0, 1]]
+    rows = [json.loads(line) for line in (tmp_path / "one" / "stats.jsonl").read_text().splitlines()]
+    assert {r["threads"] for r in rows if "d_loss" in r} == {1}
 
 
 def test_checkpoint_holds_everything_to_resume_and_loads_weights_only(two_class_bars, tmp_path):

@@ -35,6 +35,7 @@ ARMS = {  # name: the product's extra settings (None: the reference loop)
     "reference": None,
     "classic": [],
     "classic all cores": ["train.threads=0"],
+    "classic adaptive": ["train.threads=adaptive"],  # the cores other processes leave, re-read while training
     "classic fp32": ["train.precision=fp32"],
     "classic fp32 all cores": ["train.precision=fp32", "train.threads=0"],
 }

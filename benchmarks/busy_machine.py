@@ -160,11 +160,13 @@ def main() -> None:
                 print(f"{name:36s} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>14s} "
                       f"{ph[0]['median'] / ph[1]['median']:13.2f}x", flush=True)
         return
-    print(f"{'setting':36s} {'threads':>7s} {'quiet img/s':>12s} {'busy img/s':>11s} {'busy slowdown':>14s}")
+    print(f"{'setting':36s} {'threads (quiet; busy)':>21s} {'quiet img/s':>12s} {'busy img/s':>11s} "
+          f"{'busy slowdown':>14s}")
     for name in (s.strip() for s in args.settings.split(",")):
         for _ in range(args.repeats):
             quiet, busy = measure(SETTINGS[name], args.steps, False), measure(SETTINGS[name], args.steps, True)
-            print(f"{name:36s} {quiet['threads']:7d} {quiet['median']:12.1f} {busy['median']:11.1f} "
+            seen = "; ".join("/".join(map(str, sorted(set(r["counts"])))) for r in (quiet, busy))
+            print(f"{name:36s} {seen:>21s} {quiet['median']:12.1f} {busy['median']:11.1f} "
                   f"{quiet['median'] / busy['median']:13.2f}x", flush=True)
 
 

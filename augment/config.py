@@ -139,8 +139,8 @@ class TrainConfig:
                                   "real batches: every class equally often, or as the data is")
     threads: int | str = _setting("auto", "'auto', 'adaptive' or a non-negative integer (0 = all cores)",
                                   lambda v: v in ("auto", "adaptive") or _int_in(0)(v),
-                                  "CPU threads; 'auto': all cores but one; 'adaptive': what other processes leave (faster, "
-                                  "not bit-repeatable)")
+                                  "CPU threads; 'auto': all cores but one; 'adaptive': what other processes "
+                                  "leave (faster, not bit-repeatable)")
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
                                      "CPU (glibc): keep freed memory (fewer page faults)")
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),

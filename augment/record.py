@@ -44,7 +44,8 @@ def _training_summary(training: dict) -> dict:
     runs = training["runs"].values()
     return {"variant": training["variant"], "seconds": training["seconds"], "device": training["device"],
             "precision": next(iter(runs), {}).get("precision"),
-            "threads": next(iter(runs), {}).get("threads"),  # CPU threads as they changed: [[seconds, count], ...]
+            # per GAN, CPU threads as they changed: {job: [[seconds into training, count], ...]}
+            "threads": {name: r.get("threads") for name, r in training["runs"].items()},
             "from_cache": training.get("from_cache", False), "key": training.get("key"),
             "steps": max((r["step"] for r in runs), default=0),
             "resumed_from": max((r["resumed_from"] for r in runs), default=0)}

@@ -191,9 +191,9 @@ def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: fl
 
 
 def threads_note(training: dict) -> str:
-    """' with 1-2 CPU threads' from the training's thread history (train.threads = 'auto' follows the
-    machine's load); '' on a GPU or where the run did not record it."""
-    counts = sorted({n for _, n in training.get("threads") or []})
+    """' with 1-2 CPU threads' from the thread history of every GAN trained (train.threads = 'adaptive'
+    follows the machine's load); '' on a GPU or where the run did not record it."""
+    counts = sorted({n for history in (training.get("threads") or {}).values() for _, n in history or []})
     if not counts or not str(training.get("device", "")).startswith("cpu"):
         return ""
     span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"

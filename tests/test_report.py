@@ -68,6 +68,7 @@ def test_budget_line_reports_steps_and_the_judges_reading():
 def test_the_report_says_how_many_cpu_threads_trained(run):
     n = max(1, ALL_CORES - 1)  # train.threads = 'auto': all cores but one
     assert f"training on cpu with {n} CPU thread" in (run / "report.md").read_text()
-    assert threads_note({"device": "cpu", "threads": [[0.0, 1], [4.2, 2], [30.0, 1]]}) == " with 1-2 CPU threads"
-    assert threads_note({"device": "cuda:0", "threads": [[0.0, 1]]}) == ""
+    two_jobs = {"class-000": [[0.0, 1], [4.2, 2], [30.0, 1]], "class-001": [[0.0, 1], [4.1, 3]]}
+    assert threads_note({"device": "cpu", "threads": two_jobs}) == " with 1-3 CPU threads"
+    assert threads_note({"device": "cuda:0", "threads": {"all": [[0.0, 1]]}}) == ""
     assert threads_note({"device": "cpu"}) == ""  # a run recorded before threads were

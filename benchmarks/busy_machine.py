@@ -66,7 +66,8 @@ def child(steps: int, threads: str, seconds: float = 0) -> None:
     decay = cfg.train.ema_decay if state.G_ema is not None else None
     rates, at, counts = [], [], []
     t0 = time.perf_counter()
-    (Path(tempfile.gettempdir()) / f"busy-machine-{os.getpid()}.started").touch()  # --phases times from here
+    if seconds:  # --phases: the parent times its phases from here
+        (Path(tempfile.gettempdir()) / f"busy-machine-{os.getpid()}.started").touch()
     if governor is not None:
         governor.start(torch.get_num_threads())
     while (time.perf_counter() - t0 < seconds) if seconds else len(rates) < steps // INTERVAL:
@@ -78,8 +79,7 @@ def child(steps: int, threads: str, seconds: float = 0) -> None:
         rates.append(INTERVAL * cfg.train.batch_size / (time.perf_counter() - t))
         at.append(time.time())  # wall clock: the parent times the phases on it
         counts.append(torch.get_num_threads())
-    print(json.dumps({"rates": rates, "at": at, "counts": counts, "threads": torch.get_num_threads(),
-                      "precision": precision}))
+    print(json.dumps({"rates": rates, "at": at, "counts": counts, "precision": precision}))
 
 
 def measure(setting: tuple[dict, int | str], steps: int, busy: bool) -> dict:

@@ -135,6 +135,11 @@ def has_spectral_norm(discriminator_state: dict) -> bool:
     return any(".parametrizations." in k for k in discriminator_state)
 
 
+def has_projection(discriminator_state: dict) -> bool:
+    """Whether a saved discriminator takes the label by projection (it has the label embedding `embed`)."""
+    return any(k.startswith("embed.") for k in discriminator_state)
+
+
 def model_config_for(cfg: ModelConfig, discriminator_state: dict) -> ModelConfig:
     """The model settings that rebuild a saved discriminator: what an 'auto' meant is read from the
     weights (spectral norm: 'auto' meant off for acgan in older checkpoints; acgan's projection term:
@@ -142,7 +147,7 @@ def model_config_for(cfg: ModelConfig, discriminator_state: dict) -> ModelConfig
     if cfg.spectral_norm == "auto":
         cfg = dataclasses.replace(cfg, spectral_norm=has_spectral_norm(discriminator_state))
     if cfg.acgan_projection == "auto" and cfg.variant == "acgan":
-        cfg = dataclasses.replace(cfg, acgan_projection=any(k.startswith("embed.") for k in discriminator_state))
+        cfg = dataclasses.replace(cfg, acgan_projection=has_projection(discriminator_state))
     return cfg
 
 

@@ -42,8 +42,10 @@ def busy_cpu_seconds(cpus: set[int], stat: Path = PROC_STAT) -> float | None:
         return None
     busy, seen = 0, 0
     for line in lines:
+        if not line.startswith("cpu"):  # the other lines (intr: thousands of counters) are not split at all
+            continue
         name, *fields = line.split()
-        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+        if not (name[3:].isdigit() and int(name[3:]) in cpus):
             continue
         ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
         busy += sum(ticks) - ticks[3] - ticks[4]

@@ -85,3 +85,13 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x).float().sum(), x, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(1).mean()
+
+
+def pair_spread_ratio(fake: Tensor, z: Tensor, half: int) -> Tensor:
+    """MSGAN's ratio (Mao et al. 2019): mean |G(z1) - G(z2)| / mean |z1 - z2| over the pairs (i, i + half),
+    which share a class. The generator maximises it (through its inverse) so that different noise gives
+    different images of one class, not the class's one easiest image."""
+    n = fake.shape[0] - half
+    d_img = (fake[:n] - fake[half:half + n]).float().abs().mean()
+    d_z = (z[:n] - z[half:half + n]).abs().mean()
+    return d_img / d_z

@@ -31,7 +31,7 @@ from augment.device import ALL_CORES, prepare_device
 from augment.diffaugment import diff_augment, parse_policy
 from augment.errors import AugmentError, ConfigError
 from augment.grids import save_grid, to_uint8
-from augment.losses import LOSSES, gradient_penalty, r1_penalty
+from augment.losses import LOSSES, gradient_penalty, pair_spread_ratio, r1_penalty
 from augment.models import DataShape, StepContext, get_variant
 from augment.models.backbone import model_config_for
 from augment.precision import autocast_for, resolve_precision
@@ -204,6 +204,7 @@ class StepParts:
     gp_weight: float
     r1_weight: float
     r1_every: int
+    mode_seeking: float = 0.0
 
 
 @dataclass
@@ -341,13 +342,13 @@ def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.d
         augment=(lambda x: diff_augment(x, policy, st.noise_gen)) if policy else (lambda x: x),
         amp=autocast_for(device, precision), G_step=G_step, D_step=D_step, batch=tc.batch_size,
         latent=cfg.model.latent_dim, n_critic=tc.critic_steps if adv.needs_gp else 1, gp_weight=tc.gp_weight,
-        r1_weight=tc.r1_weight, r1_every=tc.r1_every)
+        r1_weight=tc.r1_weight, r1_every=tc.r1_every, mode_seeking=cfg.model.mode_seeking)
 
 
 def train_step(st: TrainState, p: StepParts, ema_decay: float | None) -> StepResult:
     """One generator step: the discriminator's step(s), the generator's, then the EMA update."""
-    real, y_real, fake, y_fake, d_loss, d_stats = discriminator_step(st, p)
-    g_loss, g_stats = generator_step(st, p, fake, y_fake)
+    real, y_real, fake, y_fake, z, d_loss, d_stats = discriminator_step(st, p)
+    g_loss, g_stats = generator_step(st, p, fake, y_fake, z)
     if ema_decay is not None:
         # Warm-up: early on the average would be dominated by the random initial weights.
         _ema_update(st.G_ema, st.G, min(ema_decay, (1 + st.step) / (10 + st.step)))
@@ -365,8 +366,8 @@ def discriminator_step(st: TrainState, p: StepParts):
         z = torch.randn(p.batch, p.latent, generator=st.noise_gen, device=real.device)
         # Fake labels are uniform over classes; with a gradient penalty they pair with the real
         # batch's (class-balanced) labels, so each interpolate has one label.
-        y_fake = y_real if needs_gp else torch.randint(p.ctx.num_classes, (p.batch,), generator=st.noise_gen,
-                                                       device=real.device)
+        paired = bool(p.mode_seeking)
+        y_fake = y_real if needs_gp else fake_labels(p.ctx.num_classes, p.batch, paired, st.noise_gen, real.device)
         with p.amp, torch.set_grad_enabled(k == p.n_critic - 1):  # only the last fake feeds the G step
             fake = p.G_step(z, y_fake)
         with p.amp:
@@ -383,17 +384,35 @@ def discriminator_step(st: TrainState, p: StepParts):
         st.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         st.opt_d.step()
-    return real, y_real, fake, y_fake, d_loss.detach(), d_stats
+    return real, y_real, fake, y_fake, z, d_loss.detach(), d_stats
+
+
+def fake_labels(num_classes: int, batch: int, paired: bool, gen: torch.Generator,
+                device: torch.device) -> torch.Tensor:
+    """Uniform labels for a fake batch; `paired` (model.mode_seeking): the second half repeats the first,
+    so images i and i + half share a class and the mode-seeking term can compare them."""
+    if not paired:
+        return torch.randint(num_classes, (batch,), generator=gen, device=device)
+    y = torch.randint(num_classes, (_half(batch),), generator=gen, device=device)
+    return torch.cat([y, y])[:batch]
+
+
+def _half(batch: int) -> int:
+    return (batch + 1) // 2
 
 
 def _critic(p: StepParts, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return p.variant.critic(p.D_step, x, y)
 
 
-def generator_step(st: TrainState, p: StepParts, fake: torch.Tensor, y_fake: torch.Tensor):
+def generator_step(st: TrainState, p: StepParts, fake: torch.Tensor, y_fake: torch.Tensor, z: torch.Tensor):
     st.D.requires_grad_(False)
     with p.amp:
         g_loss, g_stats = p.variant.g_loss(p.D_step, p.augment(fake), y_fake, p.ctx)
+    if p.mode_seeking:
+        ratio = pair_spread_ratio(fake, z, _half(p.batch))
+        g_loss = g_loss + p.mode_seeking / (ratio + 1e-5)
+        g_stats["g_mode_ratio"] = ratio.detach()
     st.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     st.opt_g.step()

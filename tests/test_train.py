@@ -246,6 +246,35 @@ def test_embedding_noise_and_class_weight_are_settings_that_train(two_class_bars
         tiny_config("model.embed_noise=0.5", "model.conditioning=concat")
 
 
+def test_mode_seeking_ratio_is_image_distance_over_noise_distance_between_pair_halves():
+    from augment.losses import pair_spread_ratio
+
+    z = torch.zeros(4, 2)
+    z[2:] = 1.0  # each pair (i, i + 2) is 1 apart per noise coordinate
+    fake = torch.zeros(4, 1, 2, 2)
+    fake[2:] = 3.0  # and 3 apart per pixel
+    assert pair_spread_ratio(fake, z, 2).item() == pytest.approx(3.0)
+    fake[2:] = fake[:2]  # one image for two noises: the collapse the term penalises
+    assert pair_spread_ratio(fake, z, 2).item() == 0.0
+
+
+def test_mode_seeking_pairs_fake_labels_and_trains_with_its_ratio_logged(two_class_bars, tmp_path):
+    from augment.train import fake_labels
+
+    y = fake_labels(5, 7, True, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert len(y) == 7 and torch.equal(y[:3], y[4:])  # pairs (i, i + 4) share a class
+
+    plain = train(two_class_bars, tiny_config(), tmp_path / "plain")
+    seeking = train(two_class_bars, tiny_config("model.mode_seeking=1"), tmp_path / "ms")
+    assert not same_state(weights(plain.last_checkpoint)["generator"], weights(seeking.last_checkpoint)["generator"])
+    rows = [json.loads(line) for line in (tmp_path / "ms" / "stats.jsonl").read_text().splitlines()]
+    assert all(r["g_mode_ratio"] > 0 for r in rows)
+    with pytest.raises(ConfigError, match="model.mode_seeking.*wgan-gp"):
+        tiny_config("model.mode_seeking=1", "model.loss=wgan-gp", "model.variant=cgan")
+    with pytest.raises(ConfigError, match="model.mode_seeking.*latent-smote"):
+        tiny_config("model.mode_seeking=1", "model.variant=latent-smote")
+
+
 def test_r1_penalty_is_the_squared_gradient_norm_at_real_images():
     from augment.losses import r1_penalty
 

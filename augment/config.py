@@ -105,8 +105,10 @@ class ModelConfig:
                                      "acgan: weight of the class head's loss in the generator's step")
     embed_noise: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                   "std of noise on G's class embedding while training (NoisyTwins)")
-    mode_seeking: float = _setting(0.0, "a number from 0 to 10", _num_in(0.0, 10.0),
-                                   "pushes G's same-class images apart: the term's weight in G's step (MSGAN)")
+    mode_seeking: float | str = _setting("auto", "a number from 0 to 10, or 'auto'",
+                                         lambda v: v == "auto" or _num_in(0.0, 10.0)(v),
+                                         "MSGAN: G's step pushes same-class images apart; 'auto': 0.1 for "
+                                         "acgan, not classic")
     acgan_projection: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
                                             "acgan: D also takes the label by projection; 'auto': on but for "
                                             "arch 'classic'")
@@ -385,7 +387,7 @@ def check_combinations(cfg: Config) -> None:
         raise ConfigError(f"model.embed_noise = {cfg.model.embed_noise} adds noise to the generator's class "
                           "embedding, which only model.conditioning = 'embed_mul' with model.arch = 'dcgan' and "
                           "model.variant 'acgan' or 'cgan' has; set it to 0 or change those settings.")
-    if cfg.model.mode_seeking and (variant.trainer != "gan" or cfg.model.loss == "wgan-gp"):
+    if cfg.model.mode_seeking not in ("auto", 0) and (variant.trainer != "gan" or cfg.model.loss == "wgan-gp"):
         raise ConfigError(f"model.mode_seeking = {cfg.model.mode_seeking} pairs same-class fakes in the GAN's "
                           "generator step; model.variant 'latent-smote' has no such step and model.loss = "
                           "'wgan-gp' ties fake labels to the real batch's. Set it to 0 or change those settings.")

@@ -264,7 +264,7 @@ def test_mode_seeking_pairs_fake_labels_and_trains_with_its_ratio_logged(two_cla
     y = fake_labels(5, 7, True, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert len(y) == 7 and torch.equal(y[:3], y[4:])  # pairs (i, i + 4) share a class
 
-    plain = train(two_class_bars, tiny_config(), tmp_path / "plain")
+    plain = train(two_class_bars, tiny_config("model.mode_seeking=0"), tmp_path / "plain")
     seeking = train(two_class_bars, tiny_config("model.mode_seeking=1"), tmp_path / "ms")
     assert not same_state(weights(plain.last_checkpoint)["generator"], weights(seeking.last_checkpoint)["generator"])
     rows = [json.loads(line) for line in (tmp_path / "ms" / "stats.jsonl").read_text().splitlines()]
@@ -273,6 +273,15 @@ def test_mode_seeking_pairs_fake_labels_and_trains_with_its_ratio_logged(two_cla
         tiny_config("model.mode_seeking=1", "model.loss=wgan-gp", "model.variant=cgan")
     with pytest.raises(ConfigError, match="model.mode_seeking.*latent-smote"):
         tiny_config("model.mode_seeking=1", "model.variant=latent-smote")
+
+
+def test_mode_seeking_auto_is_on_for_acgan_only():
+    from augment.train import AUTO_MODE_SEEKING, mode_seeking_weight
+
+    assert mode_seeking_weight(tiny_config().model) == AUTO_MODE_SEEKING > 0
+    for other in ("model.arch=classic", "model.variant=cgan", "model.variant=latent-smote"):
+        assert mode_seeking_weight(tiny_config(other).model) == 0.0, other
+    assert mode_seeking_weight(tiny_config("model.mode_seeking=0").model) == 0.0
 
 
 def test_r1_penalty_is_the_squared_gradient_norm_at_real_images():

@@ -28,6 +28,13 @@ def test_a_class_with_too_few_images_has_no_figure():
     assert np.isnan(found["horizontal"]) and np.isnan(found["vertical"]) and np.isnan(found["all"])
 
 
+def zero_head(model):
+    """A detector that learned nothing: every image gets the same output (p = 0.5)."""
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    return model
+
+
 def test_a_detector_that_learned_nothing_is_retrained_and_never_reads_as_indistinguishable(monkeypatch):
     real, real_y = bar_set(80, 0)
     noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (80, 1, 12, 12), dtype=np.uint8))
@@ -36,21 +43,12 @@ def test_a_detector_that_learned_nothing_is_retrained_and_never_reads_as_indisti
     def dead_first(*args, seed, **kw):  # the first training gives every image the same output
         seeds.append(seed)
         model = real_training(*args, seed=seed, **kw)
-        if len(seeds) == 1:
-            torch.nn.init.zeros_(model.head.weight)
-            torch.nn.init.zeros_(model.head.bias)
-        return model
+        return zero_head(model) if len(seeds) == 1 else model
 
     monkeypatch.setattr(detector.cnn, "train_cnn", dead_first)
     caught = detector_accuracy(real, real_y, noise, real_y, ["horizontal", "vertical"], steps=100, seed=5)
     assert seeds == [5, 6] and caught["all"] > 0.95  # retrained with the next seed, which learned
 
-    def always_dead(*args, **kw):
-        model = real_training(*args, **kw)
-        torch.nn.init.zeros_(model.head.weight)
-        torch.nn.init.zeros_(model.head.bias)
-        return model
-
-    monkeypatch.setattr(detector.cnn, "train_cnn", always_dead)
+    monkeypatch.setattr(detector.cnn, "train_cnn", lambda *args, **kw: zero_head(real_training(*args, **kw)))
     found = detector_accuracy(real, real_y, noise, real_y, ["horizontal", "vertical"], steps=10)
     assert np.isnan(found["all"]) and np.isnan(found["horizontal"])  # no figure, not 0.5

@@ -59,7 +59,8 @@ def detector_accuracy(real: torch.Tensor, real_labels: np.ndarray, syn: torch.Te
 def _train_live(x_fit: torch.Tensor, y_fit: np.ndarray, seed: int, steps: int, device) -> torch.nn.Module | None:
     """A detector whose outputs vary on the images it was fit on, retrained with the next seed where they do
     not; None after ATTEMPTS. A network that gives every image the same output (seen: all 1,000 held-out
-    images at p = 0.498 on MNIST) reads exactly 0.5, which would pass for "indistinguishable"."""
+    images at p = 0.498 on MNIST) reads exactly 0.5, which would pass for "indistinguishable". That one
+    was not dead ReLUs (half its feature units fired): its training stayed at the trivial loss, ln 2."""
     for attempt in range(ATTEMPTS):
         model = cnn.train_cnn(x_fit, torch.from_numpy(y_fit), 2, steps=steps, seed=seed + attempt, width=16,
                               device=device)

@@ -76,19 +76,37 @@ def smote(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.clip(np.rint(flat), 0, 255).astype(np.uint8).reshape(-1, *x.shape[1:]), yy
 
 
+def capped_synthetic(y: np.ndarray, y_aug: np.ndarray, ratio: float) -> dict[int, tuple[np.ndarray, int]]:
+    """Per class of y_aug: the first `ratio` x its real count of its synthetic rows, and how many of its
+    synthetic rows that leaves out (the gap the mixed arms fill otherwise)."""
+    capped = {}
+    for c in np.unique(y_aug):
+        syn = np.flatnonzero(y_aug == c)
+        n_syn = min(len(syn), int(round(ratio * np.sum(y == c))))
+        capped[int(c)] = (syn[:n_syn], len(syn) - n_syn)
+    return capped
+
+
 def mixed_fill(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float,
                seed: int) -> Arm:
     """The augmented arm's class sizes, but each class takes at most `ratio` x its real count of
     synthetic images and fills the rest of its gap by drawing its real images again."""
     rng = np.random.default_rng(seed)
     xs, ys = [x], [y]
-    for c in np.unique(y_aug):
-        syn, real = np.flatnonzero(y_aug == c), np.flatnonzero(y == c)
-        n_syn = min(len(syn), int(round(ratio * len(real))))
-        again = rng.choice(real, len(syn) - n_syn, replace=True)
-        xs += [x_aug[syn[:n_syn]], x[again]]
-        ys += [y_aug[syn[:n_syn]], y[again]]
+    for c, (syn, left_out) in capped_synthetic(y, y_aug, ratio).items():
+        again = rng.choice(np.flatnonzero(y == c), left_out, replace=True)
+        xs += [x_aug[syn], x[again]]
+        ys += [y_aug[syn], y[again]]
     return Arm(np.concatenate(xs), np.concatenate(ys))
+
+
+def logit_adjusted_mix(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float) -> Arm:
+    """Real images plus at most `ratio` x each class's real count of synthetic ones, drawn plainly, the
+    prediction logit-adjusted by the class prior of that set: synthetic images where they are trusted,
+    logit adjustment (the best classical arm with a well-trained CNN) for the rest of the imbalance."""
+    rows = np.concatenate([syn for syn, _ in capped_synthetic(y, y_aug, ratio).values()] or [np.zeros(0, int)])
+    return Arm(np.concatenate([x, x_aug[rows]]), np.concatenate([y, y_aug[rows]]).astype(np.int64),
+               logit_adjusted=True)
 
 
 def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
@@ -109,7 +127,7 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
                mix_ratios: tuple[float, ...] = (), synthetic_weight: float = 1.0) -> dict[str, Arm]:
     """x_aug/y_aug: the synthetic images added to the real ones for the augmented arm; x_syn/y_syn:
     the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra
-    arms that cap each class's synthetic images at ratio x its real ones (see mixed_fill)."""
+    arms that cap each class's synthetic images at ratio x its real ones (mixed_fill, logit_adjusted_mix)."""
     arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
             "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
     arms["logit-adjusted"] = Arm(x, y, logit_adjusted=True)
@@ -124,6 +142,7 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
         arms["augmented, finished on real"] = Arm(*both, weights=arms["augmented"].weights, real_rows=len(y))
         for r in mix_ratios:
             arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
+            arms[f"logit-adjusted + synthetic <= {r:g}x real"] = logit_adjusted_mix(x, y, x_aug, y_aug, r)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
         arms["synthetic only"] = Arm(x_syn, y_syn)
     if x_full is not None:

@@ -12,6 +12,7 @@ from augment.downstream import (
     evaluate_arms,
     fit_predict,
     gap_closed,
+    logit_adjusted_mix,
     mixed_fill,
     paired_differences,
     smote,
@@ -54,7 +55,19 @@ def test_a_mixed_arm_caps_synthetic_images_at_a_ratio_of_real_ones_and_oversampl
     arms = build_arms(x, y, 0, x_aug=x_aug, y_aug=y_aug, mix_ratios=(1.5,))
     assert "augmented, synthetic <= 1.5x real" in arms
     df = evaluate_arms(arms, x, y, 2, [1], ("logreg",), seed=0)
-    assert df["arm"].iloc[-1] == "augmented, synthetic <= 1.5x real"  # extra arms come after the standard ones
+    assert df["arm"].iloc[-2:].tolist() == ["augmented, synthetic <= 1.5x real",  # extra arms come after
+                                            "logit-adjusted + synthetic <= 1.5x real"]  # the standard ones
+
+
+def test_the_logit_adjusted_mix_adds_capped_synthetic_images_and_adjusts_by_the_prior_they_leave():
+    y = np.repeat([0, 1], [10, 2])
+    x = np.full((12, 1, 2, 2), 7, np.uint8)
+    y_aug = np.repeat([1], 8)
+    x_aug = np.full((8, 1, 2, 2), 200, np.uint8)
+    arm = logit_adjusted_mix(x, y, x_aug, y_aug, ratio=1.5)
+    assert np.bincount(arm.labels).tolist() == [10, 5]  # 2 real + 3 synthetic ones; no oversampling
+    assert (arm.images[arm.labels == 1][:, 0, 0, 0] == 200).sum() == 3
+    assert arm.logit_adjusted and arm.weights is None  # plain draws, the 10:5 prior taken off at prediction
 
 
 def test_logit_adjustment_moves_the_boundary_towards_the_majority_class():

@@ -6,8 +6,9 @@ prior, Menon et al. 2021); deferred re-weighting (CNN: plain loss for the first 
 class-weighted after, Cao et al. 2019); real + kept synthetic (augmented) and two stacked arms (class
 weighting over real + synthetic; deferred re-weighting whose deferred phase draws real + synthetic with
 the balancing weights; the augmented arm finished on real, its head re-fitted on class-balanced real images,
-cRT, Kang et al. 2020); synthetic only (the classification accuracy score); and, where the caller has
-it, the full balanced real data (the upper bound).
+cRT, Kang et al. 2020); with mix ratios, arms that cap each class's synthetic images at a multiple of its
+real ones (filled by oversampling, logit-adjusted, or deferred re-weighting); synthetic only (the
+classification accuracy score); and, where the caller has it, the full balanced real data (the upper bound).
 Classifiers: logistic regression on pixels, and the SmallCNN with its fixed recipe.
 Metrics: balanced accuracy, macro-F1, tail recall (mean recall of the 3 classes with the fewest
 real training images), per-class recall.
@@ -100,13 +101,26 @@ def mixed_fill(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarra
     return Arm(np.concatenate(xs), np.concatenate(ys))
 
 
-def logit_adjusted_mix(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float) -> Arm:
-    """Real images plus at most `ratio` x each class's real count of synthetic ones, drawn plainly, the
-    prediction logit-adjusted by the class prior of that set: synthetic images where they are trusted,
-    logit adjustment (the best classical arm with a well-trained CNN) for the rest of the imbalance."""
+def real_plus_capped(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
+                     ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """The real images, then at most `ratio` x each class's real count of its synthetic ones."""
     rows = np.concatenate([syn for syn, _ in capped_synthetic(y, y_aug, ratio).values()] or [np.zeros(0, int)])
-    return Arm(np.concatenate([x, x_aug[rows]]), np.concatenate([y, y_aug[rows]]).astype(np.int64),
-               logit_adjusted=True)
+    return np.concatenate([x, x_aug[rows]]), np.concatenate([y, y_aug[rows]]).astype(np.int64)
+
+
+def logit_adjusted_mix(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float) -> Arm:
+    """Real plus capped synthetic images (real_plus_capped), drawn plainly, the prediction logit-adjusted
+    by the class prior of that set: synthetic images where they are trusted, logit adjustment (a best
+    classical arm with a well-trained CNN) for the rest of the imbalance."""
+    return Arm(*real_plus_capped(x, y, x_aug, y_aug, ratio), logit_adjusted=True)
+
+
+def deferred_mix(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray, ratio: float) -> Arm:
+    """Deferred re-weighting whose re-weighted phase draws real plus capped synthetic images
+    (real_plus_capped) with class-balancing weights; the plain phase draws the real images only."""
+    images, labels = real_plus_capped(x, y, x_aug, y_aug, ratio)
+    balanced = weighted_output(x, y, images[len(y):], labels[len(y):])
+    return Arm(images, labels, weights=balanced.weights, deferred=True, early_rows=len(y))
 
 
 def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
@@ -126,8 +140,9 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
                x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,
                mix_ratios: tuple[float, ...] = (), synthetic_weight: float = 1.0) -> dict[str, Arm]:
     """x_aug/y_aug: the synthetic images added to the real ones for the augmented arm; x_syn/y_syn:
-    the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra
-    arms that cap each class's synthetic images at ratio x its real ones (mixed_fill, logit_adjusted_mix)."""
+    the synthetic-only training set; x_full/y_full: the balanced real upper bound; mix_ratios: extra arms
+    that cap each class's synthetic images at ratio x its real ones (mixed_fill, logit_adjusted_mix,
+    deferred_mix)."""
     arms = {"imbalanced": Arm(x, y), "random oversampling": Arm(*random_oversample(x, y, seed)),
             "class-weighted": Arm(x, y, class_weighted=True), "smote": Arm(*smote(x, y, seed))}
     arms["logit-adjusted"] = Arm(x, y, logit_adjusted=True)
@@ -143,6 +158,7 @@ def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | N
         for r in mix_ratios:
             arms[f"augmented, synthetic <= {r:g}x real"] = mixed_fill(x, y, x_aug, y_aug, r, seed)
             arms[f"logit-adjusted + synthetic <= {r:g}x real"] = logit_adjusted_mix(x, y, x_aug, y_aug, r)
+            arms[f"deferred re-weighting + synthetic <= {r:g}x real"] = deferred_mix(x, y, x_aug, y_aug, r)
     if x_syn is not None and len(np.unique(y_syn)) > 1:
         arms["synthetic only"] = Arm(x_syn, y_syn)
     if x_full is not None:

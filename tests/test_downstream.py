@@ -9,6 +9,7 @@ from augment.cli import main
 from augment.downstream import (
     Arm,
     build_arms,
+    deferred_mix,
     evaluate_arms,
     fit_predict,
     gap_closed,
@@ -57,6 +58,7 @@ def test_a_mixed_arm_caps_synthetic_images_at_a_ratio_of_real_ones_and_oversampl
     df = evaluate_arms(arms, x, y, 2, [1], ("logreg",), seed=0)
     assert df["arm"].iloc[-2:].tolist() == ["augmented, synthetic <= 1.5x real",  # extra arms come after
                                             "logit-adjusted + synthetic <= 1.5x real"]  # the standard ones
+    assert "deferred re-weighting + synthetic <= 1.5x real" in arms  # the CNN's only: not in logreg's rows
 
 
 def test_the_logit_adjusted_mix_adds_capped_synthetic_images_and_adjusts_by_the_prior_they_leave():
@@ -68,6 +70,15 @@ def test_the_logit_adjusted_mix_adds_capped_synthetic_images_and_adjusts_by_the_
     assert np.bincount(arm.labels).tolist() == [10, 5]  # 2 real + 3 synthetic ones; no oversampling
     assert (arm.images[arm.labels == 1][:, 0, 0, 0] == 200).sum() == 3
     assert arm.logit_adjusted and arm.weights is None  # plain draws, the 10:5 prior taken off at prediction
+
+
+def test_the_deferred_mix_draws_real_images_first_then_real_and_capped_synthetic_ones_balanced():
+    y = np.repeat([0, 1], [10, 2])
+    x = np.full((12, 1, 2, 2), 7, np.uint8)
+    arm = deferred_mix(x, y, np.full((8, 1, 2, 2), 200, np.uint8), np.repeat([1], 8), ratio=1.5)
+    assert arm.deferred and arm.early_rows == 12  # the plain phase: the real rows only
+    assert np.bincount(arm.labels).tolist() == [10, 5]
+    assert np.isclose(arm.weights[arm.labels == 0].sum(), arm.weights[arm.labels == 1].sum())  # balanced after
 
 
 def test_logit_adjustment_moves_the_boundary_towards_the_majority_class():

@@ -4,6 +4,9 @@
     ds = AugmentedImageFolder("out", transform=torchvision.transforms.ToTensor())
     sampler = WeightedRandomSampler(ds.weights, num_samples=len(ds))
     for images, labels, provenance in DataLoader(ds, batch_size=64, sampler=sampler): ...
+
+Deferred re-weighting over the output (the best recipe measured on MNIST-LT, docs/benchmarks.md): draw
+by `ds.real_weights` (the real rows, uniformly) for the first 3/4 of the steps, then by `ds.weights`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ PROVENANCE = ("is_synthetic", "source_id", "generator", "seed", "latent_index", 
 class AugmentedImageFolder(torch.utils.data.Dataset):
     """The rows of a finished augment run (kept rows only by default: the real images and the synthetic
     images the output took). `classes` are the run's class names; `weights` the manifest's weight per
-    item, or class-balancing weights for runs written before weights existed."""
+    item, or class-balancing weights for runs written before weights existed; `real_weights` 1 per
+    real item, 0 per synthetic one."""
 
     def __init__(self, run: str | Path, kept_only: bool = True, transform: Callable[[Image.Image], Any] | None = None):
         self.root = Path(run)
@@ -39,6 +43,8 @@ class AugmentedImageFolder(torch.utils.data.Dataset):
         self.mode = "L" if meta["image"]["channels"] == 1 else "RGB"
         self.transform = transform
         self.weights = torch.as_tensor(self._weights(), dtype=torch.double)
+        # 1 per real row, 0 per synthetic one: the plain first phase of deferred re-weighting
+        self.real_weights = torch.as_tensor(~self.rows["is_synthetic"].to_numpy(bool), dtype=torch.double)
 
     def _weights(self) -> np.ndarray:
         labels = self.rows["label"].to_numpy()

@@ -11,6 +11,7 @@ bootstrap 95% interval of (arm - random oversampling) and (arm - the best classi
 seeds and test images within each class (the arms share seeds).
 
     python benchmarks/digits_lt.py [--seeds 5] [--classifiers logreg,cnn] [--cnn-steps 1000] [--set key=value ...]
+        [--arms "random oversampling;deferred re-weighting + synthetic"]
         [--save rows.csv]
 """
 
@@ -37,7 +38,7 @@ from augment.provenance import package_versions
 
 
 def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict, classifiers: tuple[str, ...],
-             cnn_steps: int) -> tuple[pd.DataFrame, float, dict]:
+             cnn_steps: int, wanted: list[str] | None = None) -> tuple[pd.DataFrame, float, dict]:
     cfg = build_config(sets=[f"seed={seed}", *sets], base=DEMO_CONFIG)
     train, test = digits_lt(seed, cfg.image)
     out = workdir / f"seed{seed}"
@@ -50,8 +51,10 @@ def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict, class
     x, xs = (np.stack([np.asarray(Image.open(out / p)) for p in rows.path])[:, None] if len(rows) else
              np.zeros((0, 1, train.size, train.size), np.uint8) for rows in (real, syn))
     y, ys = real.label.to_numpy(), syn.label.to_numpy()
-    arms = build_arms(x, y, seed)
+    arms = build_arms(x, y, seed, x_aug=xs, y_aug=ys)  # with synthetic images: the stacked arms too
     arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([real.weight, syn.weight]))
+    if wanted:
+        arms = {a: arms[a] for a in wanted if a in arms}
     df = evaluate_arms(arms, test.images.numpy(), test.labels.numpy(), train.num_classes,
                        tail_classes(y, train.num_classes), classifiers, seed, predictions=predictions,
                        cnn_steps=cnn_steps, cnn_width=16)
@@ -72,6 +75,8 @@ def main() -> None:
     p.add_argument("--save", help="write every (classifier, arm, seed) row to this CSV")
     p.add_argument("--classifiers", default="logreg,cnn")
     p.add_argument("--cnn-steps", type=int, default=1000)
+    p.add_argument("--arms", default="", help="';'-separated arms to run (default: all); a stacked arm such as "
+                   "'deferred re-weighting + synthetic' needs an output with synthetic images")
     args = p.parse_args()
     cfg = build_config(sets=args.sets, base=DEMO_CONFIG)
     versions = package_versions()
@@ -87,7 +92,8 @@ def main() -> None:
     frames, times, predictions = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions, classifiers, args.cnn_steps)
+            df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions, classifiers, args.cnn_steps,
+                                          [a.strip() for a in args.arms.split(";") if a.strip()])
             frames.append(df)
             times.append(seconds)
             print(f"seed {seed}: pipeline {seconds:.0f} s; synthetic share {share.get('share')}; balanced accuracy "

@@ -30,3 +30,11 @@ def test_a_weighted_sampler_over_the_dataset_draws_balanced_classes(finished_run
     assert abs(labels.float().mean().item() - 0.5) < 0.05
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert set(batch[2]) >= {"is_synthetic", "generator", "weight"}  # provenance collates by key
+
+
+def test_real_weights_draw_only_real_images_for_the_first_phase_of_deferred_re_weighting(finished_run):
+    ds = augment.AugmentedImageFolder(finished_run, transform=lambda im: torch.zeros(1))
+    sampler = WeightedRandomSampler(ds.real_weights, num_samples=200, generator=torch.Generator().manual_seed(0))
+    provenance = [batch[2] for batch in DataLoader(ds, batch_size=50, sampler=sampler)]
+    assert not torch.cat([p["is_synthetic"] for p in provenance]).any()
+    assert int(ds.real_weights.sum()) == 9  # 6 cat + 3 dog real images

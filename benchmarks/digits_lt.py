@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from PIL import Image
 from augment.cli import DEMO_CONFIG
 from augment.config import build_config
 from augment.data import digits_lt
-from augment.downstream import CLASSICAL, build_arms, evaluate_arms, tail_classes, weighted_output
+from augment.downstream import ARM_ORDER, CLASSICAL, build_arms, evaluate_arms, tail_classes, weighted_output
 from augment.paired import paired_bootstrap_sets
 from augment.pipeline import run_pipeline
 from augment.provenance import package_versions
@@ -53,7 +54,7 @@ def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict, class
     y, ys = real.label.to_numpy(), syn.label.to_numpy()
     arms = build_arms(x, y, seed, x_aug=xs, y_aug=ys)  # with synthetic images: the stacked arms too
     arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([real.weight, syn.weight]))
-    if wanted:
+    if wanted:  # a stacked arm is absent where the output took no synthetic image
         arms = {a: arms[a] for a in wanted if a in arms}
     df = evaluate_arms(arms, test.images.numpy(), test.labels.numpy(), train.num_classes,
                        tail_classes(y, train.num_classes), classifiers, seed, predictions=predictions,
@@ -78,6 +79,10 @@ def main() -> None:
     p.add_argument("--arms", default="", help="';'-separated arms to run (default: all); a stacked arm such as "
                    "'deferred re-weighting + synthetic' needs an output with synthetic images")
     args = p.parse_args()
+    wanted = [a.strip() for a in args.arms.split(";") if a.strip()]
+    unknown = sorted(set(wanted) - set(ARM_ORDER))
+    if unknown:  # before any training
+        sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(ARM_ORDER)}")
     cfg = build_config(sets=args.sets, base=DEMO_CONFIG)
     versions = package_versions()
     print(f"# digits-LT benchmark: {args.seeds} seeds; device {'cuda' if torch.cuda.is_available() else 'cpu'} "
@@ -93,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             df, seconds, share = one_seed(seed, args.sets, Path(tmp), predictions, classifiers, args.cnn_steps,
-                                          [a.strip() for a in args.arms.split(";") if a.strip()])
+                                          wanted)
             frames.append(df)
             times.append(seconds)
             print(f"seed {seed}: pipeline {seconds:.0f} s; synthetic share {share.get('share')}; balanced accuracy "

@@ -119,8 +119,7 @@ def deferred_mix(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndar
     """Deferred re-weighting whose re-weighted phase draws real plus capped synthetic images
     (real_plus_capped) with class-balancing weights; the plain phase draws the real images only."""
     images, labels = real_plus_capped(x, y, x_aug, y_aug, ratio)
-    balanced = weighted_output(x, y, images[len(y):], labels[len(y):])
-    return Arm(images, labels, weights=balanced.weights, deferred=True, early_rows=len(y))
+    return Arm(images, labels, weights=balancing_weights(labels, len(y)), deferred=True, early_rows=len(y))
 
 
 def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
@@ -129,10 +128,16 @@ def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.n
     weights (`weights`), or, without them, weights that balance the classes as the manifest's do."""
     images, labels = np.concatenate([x, x_aug]), np.concatenate([y, y_aug]).astype(np.int64)
     if weights is None:
-        synthetic = np.arange(len(labels)) >= len(y)
-        targets = np.full(labels.max() + 1, np.bincount(labels).max())
-        weights = sample_weights(labels, synthetic, np.ones(len(labels), bool), targets, synthetic_weight)
+        weights = balancing_weights(labels, len(y), synthetic_weight)
     return Arm(images, labels, weights=weights)
+
+
+def balancing_weights(labels: np.ndarray, n_real: int, synthetic_weight: float = 1.0) -> np.ndarray:
+    """Per row of `labels` (the first n_real real, the rest synthetic): weights that balance the classes
+    at the largest class's size, as the manifest's do."""
+    synthetic = np.arange(len(labels)) >= n_real
+    targets = np.full(labels.max() + 1, np.bincount(labels).max())
+    return sample_weights(labels, synthetic, np.ones(len(labels), bool), targets, synthetic_weight)
 
 
 def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,

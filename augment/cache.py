@@ -15,12 +15,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-from augment.config import Config
+from augment.config import Config, train_settings
 from augment.fsutil import link_or_copy_tree
+from augment.variants import rules_for
 from augment.version import __version__
 
-# Settings that change how training runs, not what it produces.
-NOT_IN_KEY = {"device", "threads", "log_every", "keep_checkpoints", "compile"}
+# Settings that change how training runs, not what it produces (declared `in_key=False` in augment.config).
+NOT_IN_KEY = train_settings("in_key", False)
 
 
 def training_key(fingerprint: str, cfg: Config) -> str:
@@ -28,7 +29,7 @@ def training_key(fingerprint: str, cfg: Config) -> str:
     material = {"fingerprint": fingerprint, "version": __version__, "seed": d["seed"], "image": d["image"],
                 "model": d["model"], "train": {k: v for k, v in d["train"].items() if k not in NOT_IN_KEY},
                 # per-class variants train one model per class that needs images, so the plan matters
-                "plan": d["balance"] if cfg.model.variant == "dcgan" else None}
+                "plan": None if rules_for(cfg.model.variant).conditional else d["balance"]}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

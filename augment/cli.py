@@ -51,10 +51,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="every CNN arm's augmentation: the recipe's shifts of up to 1/8 of the side, 'standard' "
                         "(+-2 px, +-10 degrees) or none")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
-    x = sub.add_parser("export", help="write a subset of a finished run as imagefolder, npz or csv")
+    from augment.export import FORMATS  # no torch: the parser stays quick
+
+    x = sub.add_parser("export", help=f"write a subset of a finished run as {', '.join(FORMATS)}")
     x.add_argument("--run", required=True, type=Path, help="an augment output folder")
     x.add_argument("--to", required=True, type=Path, help="where to write (must not exist)")
-    x.add_argument("--format", required=True, choices=["imagefolder", "npz", "csv"])
+    x.add_argument("--format", required=True, choices=list(FORMATS),
+                   help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()))
     x.add_argument("--synthetic-only", action="store_true", help="only synthetic rows")
     x.add_argument("--kept-only", action="store_true", help="only kept rows (drops rejected candidates)")
     x.add_argument("--quiet", action="store_true")
@@ -97,7 +100,7 @@ class _Progress:
 
 
 def _print_summary(summary: dict, started: float, downstream=None) -> None:
-    from augment.report import budget_line, summary_table
+    from augment.report import budget_line, stage_seconds_line, summary_table
 
     table = summary_table(summary)
     print(table.to_string(index=False))
@@ -110,6 +113,9 @@ def _print_summary(summary: dict, started: float, downstream=None) -> None:
     bought = budget_line(summary.get("training") or {}, summary.get("quality"))
     if bought:
         print(f"\n{bought}")
+    timing = stage_seconds_line(summary.get("stage_seconds") or {})
+    if timing and not summary.get("up_to_date"):
+        print(f"\n{timing}")
     if summary["shortfall"]:
         print(f"\nWARNING: classes short of the plan: {summary['shortfall']}")
     if summary.get("up_to_date"):

@@ -18,17 +18,20 @@ from typing import Any
 
 from augment.balance import check_strategy
 from augment.errors import ConfigError
-from augment.models import VARIANTS
+from augment.variants import LOSSES, RULES, variant_names
 
 # Every library that receives a seed takes this one, with the offsets augment adds (seed * 2 + 2 for
 # torch generators; scikit-learn and numpy accept up to 2**32 - 1).
 MAX_SEED = 2**31 - 1
 
 
-def _setting(default: Any, accepts: str, check: Callable[[Any], bool], doc: str = "") -> Any:
-    """A config field with the human description of what it accepts and a check for it."""
+def _setting(default: Any, accepts: str, check: Callable[[Any], bool], doc: str = "", *, resumable: bool = False,
+             in_key: bool = True) -> Any:
+    """A config field with the human description of what it accepts and a check for it. resumable: may
+    change between a training run and its resumption (train settings); in_key: part of the training cache
+    key and the run key (False for settings that change how training runs, not what it produces)."""
     factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
-    meta = {"accepts": accepts, "check": check, "doc": doc}
+    meta = {"accepts": accepts, "check": check, "doc": doc, "resumable": resumable, "in_key": in_key}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,7 +76,7 @@ class ImageConfig:
     channels: int | str = _setting("auto", "1, 3 or 'auto'", lambda v: v in ("auto", 1, 3) and not isinstance(v, bool),
                                    "1 = grayscale, 3 = RGB; 'auto' picks 3 if any image has colour")
     max_pixels: int = _setting(50_000_000, "a positive integer", _int_in(1),
-                               "images with more pixels are refused before decoding (image bombs)")
+                               "larger images are refused before decoding")
 
 
 @dataclass
@@ -84,14 +87,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    variant: str = _setting("acgan", "'acgan', 'cgan', 'gan-cls', 'dcgan' or 'latent-smote'",
-                            lambda v: isinstance(v, str), "the generator (see GAN family)")
+    variant: str = _setting("acgan", variant_names(),
+                            lambda v: isinstance(v, str), "the generator: see GAN family")
     latent_dim: int = _setting(64, "an integer from 1 to 1024", _int_in(1, 1024), "size of the generator's noise")
     width: int = _setting(16, "an integer from 4 to 512", _int_in(4, 512),
                           "channels of the widest-resolution layers; deeper layers double it")
     arch: str = _setting("dcgan", "'dcgan' or 'classic'", _one_of("dcgan", "classic"),
                          "backbone; 'classic': the PyTorch ACGAN write-up's (acgan only)")
-    loss: str = _setting("bce", "'bce', 'lsgan', 'hinge' or 'wgan-gp'", _one_of("bce", "lsgan", "hinge", "wgan-gp"),
+    loss: str = _setting("bce", ", ".join(f"'{n}'" for n in LOSSES[:-1]) + f" or '{LOSSES[-1]}'", _one_of(*LOSSES),
                          "adversarial loss (bce is the non-saturating GAN loss)")
     conditioning: str = _setting("embed_mul", "'embed_mul' or 'concat'", _one_of("embed_mul", "concat"),
                                  "how G takes the label: z x embedding, or z + one-hot")
@@ -100,7 +103,7 @@ class ModelConfig:
     spectral_norm: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
                                          "spectral norm in the discriminator; 'auto': on except for dcgan")
     aux_fake_weight: float = _setting(0.0, "a number from 0 to 1", _num_in(0.0, 1.0),
-                                      "acgan: the class head's loss weight on fake images (1 = original ACGAN)")
+                                      "acgan: class head's loss weight on fakes (1 = original ACGAN)")
     g_class_weight: float = _setting(1.0, "a number from 0 to 10", _num_in(0.0, 10.0),
                                      "acgan: weight of the class head's loss in the generator's step")
     embed_noise: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
@@ -117,9 +120,9 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     steps: int = _setting(3000, "a positive integer", _int_in(1),
-                          "generator steps")
+                          "generator steps", resumable=True)
     batch_size: int = _setting(64, "an integer from 2 to 65536", _int_in(2, 65536),
-                               "images per batch (halved on out-of-memory)")
+                               "images per batch (halved on out-of-memory)", resumable=True)
     lr: float = _setting(1e-3, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                          "learning rate of both networks")
     optimizer: str = _setting("adam", "'adam' or 'rmsprop'", _one_of("adam", "rmsprop"),
@@ -127,50 +130,53 @@ class TrainConfig:
     beta1: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta1")
     beta2: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1, "Adam's beta2")
     device: str = _setting("auto", "'auto', 'cpu' or 'cuda'", _one_of("auto", "cpu", "cuda"),
-                           "'auto': CUDA when there is one")
+                           "'auto': CUDA when there is one", resumable=True, in_key=False)
     checkpoint_every: int = _setting(500, "a positive integer", _int_in(1),
-                                     "steps between checkpoints, grids and quality checks")
-    log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl")
+                                     "steps between checkpoints and grids", resumable=True)
+    log_every: int = _setting(50, "a positive integer", _int_in(1), "steps between rows of stats.jsonl",
+                              resumable=True, in_key=False)
     keep_checkpoints: int = _setting(3, "a positive integer", _int_in(1),
-                                     "how many recent checkpoints to keep (plus the best)")
+                                     "recent checkpoints kept (plus the best)", resumable=True,
+                                     in_key=False)
     best_tolerance: float = _setting(0.0, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                     "best.pt: the latest checkpoint scoring within this of the highest")
+                                     "best.pt: the latest checkpoint within this of the best score",
+                                     resumable=True)
     ema: bool = _setting(True, "true or false", _is_bool,
-                         "generate from an exponential moving average of the generator")
+                         "generate from an EMA of the generator")
     ema_decay: float = _setting(0.999, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                "decay of the generator's average (warmed up over the first steps)")
+                                "decay of the generator's average (warmed up)")
     real_sampling: str = _setting("balanced", "'balanced' or 'uniform'", _one_of("balanced", "uniform"),
-                                  "real batches: every class equally often, or as the data is")
-    threads: int | str = _setting("auto", "'auto', 'adaptive' or a non-negative integer (0 = all cores)",
+                                  "real batches: classes equally often, or as the data is")
+    threads: int | str = _setting("adaptive", "'adaptive', 'auto' or a non-negative integer (0 = all cores)",
                                   lambda v: v in ("auto", "adaptive") or _int_in(0)(v),
-                                  "CPU threads; 'auto': all cores but one; 'adaptive': what other processes "
-                                  "leave (faster, not bit-repeatable)")
+                                  "CPU threads; 'adaptive': the cores other processes leave (not bit-repeatable); "
+                                  "'auto' (all but one) or N: fixed, repeatable", resumable=True, in_key=False)
     keep_cpu_memory: bool = _setting(True, "true or false", _is_bool,
-                                     "CPU (glibc): keep freed memory (fewer page faults)")
+                                     "CPU (glibc): keep freed memory", resumable=True)
     critic_steps: int = _setting(5, "an integer from 1 to 100", _int_in(1, 100),
                                  "D steps per G step with model.loss = 'wgan-gp'")
     gp_weight: float = _setting(10.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
                                 "weight of the WGAN-GP gradient penalty")
     r1_weight: float = _setting(0.0, "a non-negative number", lambda v: _is_num(v) and v >= 0,
-                                "γ of an R1 penalty on D's gradient at real images (0 = off)")
+                                "γ of an R1 penalty at real images (0 = off)")
     r1_every: int = _setting(16, "a positive integer", _int_in(1), "lazy R1: steps between penalties")
     aux_steps: int = _setting(1000, "a positive integer", _int_in(1),
-                              "steps of the auxiliary classifier (variants without a class head)")
+                              "steps of the auxiliary classifier (no class head)", resumable=True)
     health_every: int = _setting(10, "a positive integer", _int_in(1),
-                                 "steps between checks for NaN/inf losses and collapse")
+                                 "steps between NaN/inf and collapse checks", resumable=True)
     collapse_ratio: float = _setting(0.05, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
-                                     "spread vs real images under which G counts as collapsed (0: off)")
+                                     "spread vs real under which G is collapsed (0: off)")
     max_rollbacks: int = _setting(3, "a non-negative integer", _int_in(0),
-                                  "rollbacks after divergence before training stops")
+                                  "rollbacks after divergence before training stops", resumable=True)
     rollback_lr_factor: float = _setting(0.5, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
-                                         "learning rates are multiplied by this at each rollback")
+                                         "learning rates x this at each rollback")
     compile: bool | str = _setting(False, "true, false, 'reduce-overhead' or 'max-autotune'",
                                    lambda v: _is_bool(v) or v in ("reduce-overhead", "max-autotune"),
-                                   "torch.compile the networks (pays on GPUs)")
+                                   "torch.compile the networks (pays on GPUs)", resumable=True, in_key=False)
     precision: str = _setting("auto", "'auto', 'bf16' or 'fp32'", _one_of("auto", "bf16", "fp32"),
-                              "auto: bf16 autocast on CUDA and AMX CPUs, fp32 elsewhere")
+                              "auto: bf16 autocast on CUDA and AMX CPUs, fp32 elsewhere", resumable=True)
     max_seconds: float = _setting(0, "a non-negative number (0 = no limit)", lambda v: _is_num(v) and v >= 0,
-                                  "time limit of the training stage (checkpoints where it stops)")
+                                  "time limit of the training stage", resumable=True)
     diffaugment: str = _setting("", "a comma-separated list of 'color', 'translation', 'cutout' (or '')",
                                 lambda v: isinstance(v, str) and all(
                                     p.strip() in ("color", "translation", "cutout") for p in v.split(",") if p.strip()),
@@ -191,7 +197,7 @@ class BalanceConfig:
         "synthetic images at most this x a class's real ones, the rest by weights; 'auto': chosen on "
         "held-out real images")
     synthetic_weight: float = _setting(1.0, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
-                                       "a synthetic row's weight relative to a real row of its class")
+                                       "a synthetic row's weight relative to a real row")
     probe_steps: int = _setting(500, "a non-negative integer", _int_in(0),
                                 "'auto': the probe's SmallCNN steps (0: logistic regression only)")
     probe_seeds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
@@ -201,7 +207,7 @@ class BalanceConfig:
 @dataclass
 class SelectConfig:
     min_aux_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
-                                   "floor on the class head's probability of the intended class")
+                                   "floor on the class head's probability of the class")
     min_ext_prob: float = _setting(0.5, "a number in [0, 1]", _num_in(0.0, 1.0),
                                    "smallest external-classifier probability of the intended class")
     require_agreement: bool = _setting(True, "true or false", _is_bool,
@@ -213,9 +219,9 @@ class SelectConfig:
     easy_quantile: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
                                     "'informative': below this quantile of external loss go last")
     reject_copies: bool = _setting(True, "true or false", _is_bool,
-                                   "drop near-copies of real training images (closer than the copy threshold)")
+                                   "drop near-copies of real training images")
     reject_duplicates: bool = _setting(True, "true or false", _is_bool,
-                                       "drop near-duplicates among kept synthetic images")
+                                       "drop near-duplicates among kept images")
     copy_percentile: float = _setting(1.0, "a number in [0, 50]", _num_in(0.0, 50.0),
                                       "copy threshold: this percentile of real-to-real nearest distances")
     oversample: float = _setting(2.0, "a number from 1 to 100", _num_in(1.0, 100.0),
@@ -269,6 +275,11 @@ class Config:
         if sections is not None:
             d = {k: d[k] for k in sections}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def train_settings(flag: str, value: bool) -> frozenset[str]:
+    """The train.* setting names whose declared `flag` ('resumable' or 'in_key') is `value`."""
+    return frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.metadata[flag] is value)
 
 
 def config_keys(cls: type = Config, prefix: str = "") -> dict[str, dataclasses.Field]:
@@ -375,28 +386,33 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
 def check_combinations(cfg: Config) -> None:
     """Checks that involve more than one key or a registry."""
     check_strategy(cfg.balance.sampling_strategy)
-    if cfg.model.variant not in VARIANTS:
-        raise ConfigError(f"The 'model.variant' setting must be one of {sorted(VARIANTS)}. "
+    if cfg.model.variant not in RULES:
+        raise ConfigError(f"The 'model.variant' setting must be one of {sorted(RULES)}. "
                           f"Got {cfg.model.variant!r} instead.")
-    variant = VARIANTS[cfg.model.variant]
-    if cfg.model.arch == "classic" and cfg.model.variant != "acgan":
-        raise ConfigError(f"model.arch = 'classic' is the ACGAN write-up's architecture; it needs model.variant = "
-                          f"'acgan', not {cfg.model.variant!r}.")
-    if cfg.model.embed_noise and (cfg.model.conditioning != "embed_mul" or cfg.model.arch == "classic"
-                                  or cfg.model.variant not in ("acgan", "cgan")):
-        raise ConfigError(f"model.embed_noise = {cfg.model.embed_noise} adds noise to the generator's class "
+    rules, m = RULES[cfg.model.variant], cfg.model
+    if m.arch not in rules.archs:
+        with_it = " or ".join(repr(n) for n, r in RULES.items() if m.arch in r.archs)
+        raise ConfigError(f"model.arch = {m.arch!r} is a backbone of other variants; it needs model.variant = "
+                          f"{with_it}, not {m.variant!r} ('classic' is the ACGAN write-up's architecture).")
+    if m.embed_noise and (m.conditioning != "embed_mul" or m.arch == "classic" or not rules.embed_noise):
+        with_it = [n for n, r in RULES.items() if r.embed_noise]
+        raise ConfigError(f"model.embed_noise = {m.embed_noise} adds noise to the generator's class "
                           "embedding, which only model.conditioning = 'embed_mul' with model.arch = 'dcgan' and "
-                          "model.variant 'acgan' or 'cgan' has; set it to 0 or change those settings.")
-    if cfg.model.mode_seeking not in ("auto", 0) and (variant.trainer != "gan" or cfg.model.loss == "wgan-gp"):
-        raise ConfigError(f"model.mode_seeking = {cfg.model.mode_seeking} pairs same-class fakes in the GAN's "
-                          "generator step; model.variant 'latent-smote' has no such step and model.loss = "
+                          f"model.variant {' or '.join(repr(n) for n in with_it)} has; set it to 0 or change those "
+                          "settings.")
+    if m.mode_seeking not in ("auto", 0) and (not rules.adversarial or m.loss == "wgan-gp"):
+        raise ConfigError(f"model.mode_seeking = {m.mode_seeking} pairs same-class fakes in the GAN's "
+                          f"generator step; model.variant {m.variant!r} has no such step, or model.loss = "
                           "'wgan-gp' ties fake labels to the real batch's. Set it to 0 or change those settings.")
-    if cfg.model.acgan_projection is True and (cfg.model.variant != "acgan" or cfg.model.arch == "classic"):
+    if m.acgan_projection is True and (not rules.acgan_projection or m.arch == "classic"):
         raise ConfigError("model.acgan_projection = true adds a projection term to ACGAN's discriminator, which "
                           "only model.variant = 'acgan' with model.arch = 'dcgan' has; cgan already conditions "
-                          f"by projection. Got variant {cfg.model.variant!r}, arch {cfg.model.arch!r}.")
-    if cfg.model.arch == "classic" and cfg.image.size != "auto" and cfg.image.size % 4:
+                          f"by projection. Got variant {m.variant!r}, arch {m.arch!r}.")
+    if m.arch == "classic" and cfg.image.size != "auto" and cfg.image.size % 4:
         raise ConfigError(f"model.arch = 'classic' needs image.size divisible by 4. Got {cfg.image.size}.")
-    if cfg.model.loss not in variant.losses:
-        raise ConfigError(f"model.loss = {cfg.model.loss!r} is not meaningful with model.variant = "
-                          f"{cfg.model.variant!r}; use one of {list(variant.losses)}.")
+    if m.latent_dim < rules.min_latent_dim:
+        raise ConfigError(f"model.variant = {m.variant!r} reads {rules.min_latent_dim} coordinates of each latent "
+                          f"vector; model.latent_dim must be >= {rules.min_latent_dim}. Got {m.latent_dim}.")
+    if m.loss not in rules.losses:
+        raise ConfigError(f"model.loss = {m.loss!r} is not meaningful with model.variant = "
+                          f"{m.variant!r}; use one of {list(rules.losses)}.")

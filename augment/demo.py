@@ -8,7 +8,7 @@ from augment.data.labeled import LabeledImages
 from augment.downstream import logreg_arms
 from augment.layout import RunLayout
 from augment.score.probe import pixels
-from augment.stages.amount import kept_candidates
+from augment.work_files import kept_candidates
 
 
 def downstream_section(layout: RunLayout, test: LabeledImages,

@@ -50,7 +50,7 @@ def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None
     gans = 1 if variant.conditional else sum(1 for k in plan.values() if k > 0)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(device, cfg.train.precision)
-    per_step = _seconds_per_step(data, cfg, device, precision)
+    per_step = 0.0 if variant.trainer == "mixing" else _seconds_per_step(data, cfg, device, precision)
     classes = [{"class": n, "real": c, "planned": plan[n], "generated for": quota[n]}
                for n, c in data.counts_by_name().items()]
     return DryRun(data.source, classes, str(device), precision, gans, per_step, per_step * cfg.train.steps * gans,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -23,7 +25,25 @@ from augment.errors import ConfigError, OutputError, as_output_error
 from augment.locking import run_lock
 from augment.output import read_output
 
-FORMATS = ("imagefolder", "npz", "csv")
+ExportWriter = Callable[[Path, Path, dict, pd.DataFrame], None]  # (run, temp target, dataset.json, rows)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An export format: its writer fills the temp target (a folder or one file) from a run's rows; export_run
+    makes it atomic. `help` is what the CLI says of it."""
+
+    name: str
+    write: ExportWriter
+    help: str
+
+
+FORMATS: dict[str, ExportFormat] = {}  # the one table of formats; the CLI takes its --format choices from it
+
+
+def register_format(fmt: ExportFormat) -> ExportFormat:
+    FORMATS[fmt.name] = fmt
+    return fmt
 
 
 def _rows(run: Path, synthetic_only: bool, kept_only: bool) -> tuple[dict, pd.DataFrame]:
@@ -72,13 +92,14 @@ def export_run(run: str | Path, to: str | Path, fmt: str, synthetic_only: bool =
     run, to = Path(run), Path(to)
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}. Got {fmt!r} instead.")
+    writer = FORMATS[fmt].write
     _check_target(run, to)
     meta, rows = _rows(run, synthetic_only, kept_only)
     with run_lock(to.parent / f".{to.name}.lock"):
         _check_target(run, to)  # another export may have finished while this one waited
         tmp = temp_name(to)
         try:
-            {"imagefolder": _imagefolder, "npz": _npz, "csv": _csv}[fmt](run, tmp, meta, rows)
+            writer(run, tmp, meta, rows)
             if tmp.is_dir():
                 fsync_tree(tmp)
             else:
@@ -159,3 +180,8 @@ def _npz(run: Path, tmp: Path, meta: dict, rows: pd.DataFrame) -> None:
             arrays[col] = values.fillna("").astype(str).to_numpy(dtype=str)
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+register_format(ExportFormat("imagefolder", _imagefolder, "TO/<class>/<file>.png with manifest.csv and metadata.csv"))
+register_format(ExportFormat("npz", _npz, "one .npz: uint8 x, y, class_names and every manifest column"))
+register_format(ExportFormat("csv", _csv, "TO/labels.csv (path,label and every manifest column) and TO/images/"))

@@ -10,21 +10,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from augment import checkpoint as ckpt
-from augment.atomic import copy_file
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
-from augment.grids import save_grid
 from augment.models.latent_smote import CODE_DIM, Autoencoder, LatentSmoteGenerator
+from augment.one_shot import publish_generator
 from augment.precision import autocast_for, resolve_precision
-from augment.train import FORMAT, GRID_COLUMNS, TrainFiles, TrainResult, build_networks, data_shape, sample_per_class
+from augment.train import TrainFiles, TrainResult
 
 
 @dataclass
@@ -139,18 +137,5 @@ def train_latent_smote(data: LabeledImages, cfg: Config, run_dir: str | Path, *,
                               max_seconds=tc.max_seconds, on_step=on_step)
     trained = clock["done"] if clock["done"] else steps
     G = smote_generator(model, data.images, data.labels, data.num_classes, device)
-    _, D = build_networks(cfg, data_shape(data))
-    K, L = data.num_classes, cfg.model.latent_dim
-    report = quality(lambda n: sample_per_class(G, K, n, L, cfg.seed + 7, device)) if quality is not None else None
-    score = float(report["score"]) if report is not None else None
-    state = {"format": FORMAT, "variant": cfg.model.variant, "config": cfg.to_dict(), "fingerprint": data.fingerprint,
-             "shape": asdict(data_shape(data)), "class_names": list(data.class_names), "step": trained,
-             "generator": G.state_dict(), "discriminator": D.state_dict(), "generator_ema": None,
-             "best": {"step": trained, "score": score}}
-    save_grid(sample_per_class(G, K, GRID_COLUMNS, L, cfg.seed + 1, device)[0], GRID_COLUMNS,
-              files.samples / f"grid-{trained:07d}.png")
-    path = ckpt.checkpoint_path(files.checkpoints, trained)
-    ckpt.save_checkpoint(state, path)
-    copy_file(path, files.checkpoints / ckpt.BEST)
-    return TrainResult(str(run_dir), trained, trained, score, str(files.checkpoints / ckpt.BEST), str(path),
-                       round(time.perf_counter() - t0, 3), 0, str(device), [], 0, tc.batch_size, precision)
+    return publish_generator(G, data, cfg, run_dir, step=trained, seconds=time.perf_counter() - t0, device=device,
+                             precision=precision, quality=quality)

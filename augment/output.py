@@ -19,6 +19,7 @@ from PIL import Image
 
 from augment.amount import sample_weights
 from augment.atomic import fsync_dir, fsync_tree, temp_name
+from augment.columns import SCORE_COLUMNS, score_names
 from augment.data.labeled import LabeledImages
 from augment.data.names import class_dirs
 from augment.errors import OutputError, as_output_error
@@ -26,9 +27,13 @@ from augment.fsutil import link_or_copy_tree, pid_alive
 from augment.generate import Synthetic
 from augment.layout import GAN_DIR
 
-SCORE_COLUMNS = ["aux_prob", "ext_prob", "ext_pred", "realism", "nn_distance", "kept", "reject_reason", "rank"]
-MANIFEST_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
-                    "latent_index", "round", *SCORE_COLUMNS, "weight"]
+IDENTITY_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
+                    "latent_index", "round"]
+
+
+def manifest_columns() -> list[str]:
+    """The manifest's columns in order: identity and provenance, the score columns (augment.columns), weight."""
+    return [*IDENTITY_COLUMNS, *score_names(), "weight"]
 
 
 # a path part Hugging Face's imagefolder reads as a split: the word bounded by a separator (-._ space digit, /)
@@ -117,22 +122,18 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         "label": labels, "class_name": [real.class_names[c] for c in labels], "split": "train",
         "is_synthetic": False, "source_id": real.sample_ids, "generator": "", "seed": pd.array([pd.NA] * n, "Int64"),
         "latent_index": pd.array([pd.NA] * n, "Int64"), "round": pd.array([pd.NA] * n, "Int64"),
-        "aux_prob": np.nan, "ext_prob": np.nan, "ext_pred": pd.array([pd.NA] * n, "Int64"), "realism": np.nan,
-        "nn_distance": np.nan, "kept": True, "reject_reason": "", "rank": pd.array([pd.NA] * n, "Int64"),
-        "_pixel": np.arange(n)})
+        **{c.name: c.values(None, n) for c in SCORE_COLUMNS}, "_pixel": np.arange(n)})
     ys, li = synth.labels.numpy(), synth.latent_index.numpy()
     kept = scores["kept"].to_numpy(bool)
+    given = {**{c.name: scores[c.name].to_numpy() if c.name in scores else None for c in SCORE_COLUMNS},
+             "kept": kept, "rank": selection_rank(scores, kept)}
     syn_rows = pd.DataFrame({
         "path": [f"{'images' if k else 'rejected'}/{dirs[c]}/{synthetic_id(c, synth.seed, i)}.png"
                  for c, i, k in zip(ys, li, kept)],
         "label": ys, "class_name": [real.class_names[c] for c in ys], "split": "train", "is_synthetic": True,
         "source_id": "", "generator": [generator(c) for c in ys], "seed": pd.array([synth.seed] * len(ys), "Int64"),
         "latent_index": pd.array(li, "Int64"), "round": pd.array(synth.rounds.numpy(), "Int64"),
-        "aux_prob": scores["aux_prob"].to_numpy(float), "ext_prob": scores["ext_prob"].to_numpy(float),
-        "ext_pred": pd.array(scores["ext_pred"].to_numpy(), "Int64"), "realism": scores["realism"].to_numpy(float),
-        "nn_distance": scores["nn_distance"].to_numpy(float), "kept": kept,
-        "reject_reason": scores["reject_reason"].astype(str).to_numpy(), "rank": selection_rank(scores, kept),
-        "_pixel": n + np.arange(len(ys))})
+        **{c.name: c.values(given[c.name], len(ys)) for c in SCORE_COLUMNS}, "_pixel": n + np.arange(len(ys))})
     syn_rows = syn_rows.sort_values(["label", "latent_index"], kind="stable")
     rows = pd.concat([real_rows, syn_rows], ignore_index=True)
     if targets is None:  # balance the classes as they are
@@ -140,18 +141,18 @@ def build_manifest(real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, 
         targets = np.full(real.num_classes, present.value_counts().max())
     rows["weight"] = sample_weights(rows["label"].to_numpy(), rows["is_synthetic"].to_numpy(bool),
                                     rows["kept"].to_numpy(bool), np.asarray(targets), synthetic_weight)
-    return rows[MANIFEST_COLUMNS + ["_pixel"]]
+    return rows[manifest_columns() + ["_pixel"]]
 
 
 def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.DataFrame, meta: dict,
                   *, generator: Callable[[int], str], train_dir: Path | None = None, overwrite: bool = False,
-                  extras: Callable[[Path, pd.DataFrame], None] | None = None,
+                  extras: Callable[[Path, pd.DataFrame, dict], None] | None = None,
                   workers: int | None = None, targets: np.ndarray | None = None,
-                  synthetic_weight: float = 1.0) -> pd.DataFrame:
-    """Write images (with images/metadata.csv), manifest.{parquet,csv}, dataset.json, gan/ and whatever `extras`
-    adds (the report),
-    then rename into place. `generator(label)` names the model that made a class's synthetic images.
-    Returns the manifest."""
+                  synthetic_weight: float = 1.0, finish_record: Callable[[dict], dict] | None = None) -> pd.DataFrame:
+    """Write images (with images/metadata.csv), manifest.{parquet,csv}, dataset.json, gan/ and whatever
+    `extras(folder, manifest, record)` adds (the report), then rename into place. `generator(label)` names the
+    model that made a class's synthetic images; `finish_record(meta)` completes dataset.json just before it is
+    written (the export's own seconds). Returns the manifest."""
     out = Path(out)
     check_output_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,9 +179,11 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
             link_or_copy_tree(Path(train_dir), tmp / GAN_DIR)
         meta = {**meta, "class_dirs": dict(zip(real.class_names, dirs)),
                 "huggingface": hf_loading(manifest, dirs)}
+        if finish_record is not None:
+            meta = finish_record(meta)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, default=str))
         if extras is not None:
-            extras(tmp, manifest)
+            extras(tmp, manifest, meta)
         fsync_tree(tmp)  # durable before the rename publishes it
         _swap_into_place(tmp, out)
     except OSError as exc:

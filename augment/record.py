@@ -9,6 +9,7 @@ import pandas as pd
 
 from augment.cache import run_key
 from augment.checkpoint import generator_sha256, load_with_sha256
+from augment.columns import descriptions
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.layout import GAN_DIR
@@ -72,6 +73,7 @@ def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], train
         "scorers": {"aux_prob": training["aux_scorer"], "realism": REALISM,
                     "ext_prob": f"external classifier '{cfg.score.external}' trained on the real images only",
                     "nn_distance": NN_DISTANCE},
+        "columns": descriptions(),
         "external_classifier": selection["external"], "copy_threshold": selection["copy_threshold"],
         "rejected_by": selection["rejected_by"], "manifold": selection.get("manifold"),
         "synthetic_share": {k: v for k, v in (amount or {}).items() if k not in ("key", "left_out")} or None,

@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from augment.atomic import write_bytes, write_text  # noqa: E402
+from augment.columns import histogram_columns  # noqa: E402
 
 Block = tuple  # ("h1" | "h2" | "p" | "warn", text) | ("table", DataFrame) | ("img", relpath, alt)
 MAX_CLASSES_SHOWN = 20
@@ -160,28 +161,31 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
 
 
 def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: float | None) -> bool:
-    """Per class (rows): histograms of aux_prob, ext_prob and nn_distance, kept and rejected stacked."""
+    """Per class (rows): histograms of the score columns marked `histogram` (augment.columns), kept and
+    rejected stacked; nn_distance with the copy threshold."""
     syn = manifest[manifest["is_synthetic"]]
     classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
     if not classes:
         return False
-    cols = ["aux_prob", "ext_prob", "nn_distance"]
-    fig, axes = plt.subplots(len(classes), 3, figsize=(9, 1.3 * len(classes) + 0.6), squeeze=False)
+    cols = histogram_columns()
+    fig, axes = plt.subplots(len(classes), len(cols), figsize=(3 * len(cols), 1.3 * len(classes) + 0.6),
+                             squeeze=False)
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
         for j, col in enumerate(cols):
             ax = axes[r, j]
-            values = rows[col].to_numpy(float)
+            values = rows[col.name].to_numpy(float)
             if np.isfinite(values).any():
-                lo, hi = (0.0, 1.0) if col != "nn_distance" else (0.0, float(np.nanmax(values)) or 1.0)
+                lo, hi = (0.0, float(np.nanmax(values)) or 1.0) if col.unbounded else (0.0, 1.0)
                 bins = np.linspace(lo, hi, 21)
-                ax.hist([rows.loc[rows["kept"], col], rows.loc[~rows["kept"], col]], bins=bins, stacked=True,
-                        color=["tab:green", "tab:red"], label=["kept", "rejected"])
-                if col == "nn_distance" and copy_threshold:
+                ax.hist([rows.loc[rows["kept"], col.name], rows.loc[~rows["kept"], col.name]], bins=bins,
+                        stacked=True, color=["tab:green", "tab:red"], label=["kept", "rejected"])
+                if col.name == "nn_distance" and copy_threshold:
                     ax.axvline(copy_threshold, color="k", lw=0.8, ls="--")
             ax.tick_params(labelsize=6)
             if r == 0:
-                ax.set_title(col if col != "nn_distance" else "nn_distance (-- copy threshold)", fontsize=8)
+                ax.set_title(col.name if col.name != "nn_distance" else "nn_distance (-- copy threshold)",
+                             fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=8)
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
@@ -218,6 +222,18 @@ def budget_line(training: dict, quality: list[dict] | None) -> str | None:
 
 # ---------------------------------------------------------------- document
 
+def stage_seconds_line(stage_seconds: dict) -> str:
+    """'Time per stage (s): load 1.2 (2%), train 40.1 (80%), ...' in pipeline order; '' when not recorded."""
+    order = ["load", "train", "plan", "generate", "score", "amount", "export"]
+    known = {k: v for k, v in stage_seconds.items() if v is not None}
+    if not known:
+        return ""
+    total = sum(known.values()) or 1.0
+    names = [n for n in order if n in known] + [n for n in known if n not in order]
+    return ("Time per stage (s): " + ", ".join(f"{n} {known[n]:.1f} ({known[n] / total:.0%})" for n in names)
+            + f"; {total:.1f} in all.")
+
+
 def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.DataFrame | None,
                  extra: list[tuple[str, pd.DataFrame]] | None) -> list[Block]:
     figs = out / "figures"
@@ -230,6 +246,9 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
     bought = budget_line(meta["training"], meta.get("quality"))
     if bought:
         b.append(("p", bought))
+    timing = stage_seconds_line(meta.get("stage_seconds") or {})
+    if timing:
+        b.append(("p", timing + " The report itself comes after."))
     b += [("h2", "Counts"), ("table", summary_table(meta))]
     plot_class_balance(meta, figs / "class_balance.png")
     b.append(("img", "figures/class_balance.png", "class balance before and after"))

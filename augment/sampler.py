@@ -35,7 +35,7 @@ from augment.generate import gan_from_state, generate
 from augment.layout import RunLayout
 from augment.pipeline import run_stages
 from augment.stages import stage_load
-from augment.stages.amount import kept_candidates
+from augment.work_files import kept_candidates
 
 
 class GANOverSampler(BaseOverSampler):

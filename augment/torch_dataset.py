@@ -20,10 +20,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from augment.columns import provenance_names
 from augment.export import check_manifest
 from augment.output import read_output
 
-PROVENANCE = ("is_synthetic", "source_id", "generator", "seed", "latent_index", "aux_prob", "ext_prob", "weight")
+IDENTITY = ("is_synthetic", "source_id", "generator", "seed", "latent_index")  # then augment.columns' provenance
 
 
 class AugmentedImageFolder(torch.utils.data.Dataset):
@@ -42,6 +43,7 @@ class AugmentedImageFolder(torch.utils.data.Dataset):
         self.classes: list[str] = list(meta["class_names"])
         self.mode = "L" if meta["image"]["channels"] == 1 else "RGB"
         self.transform = transform
+        self.provenance = (*IDENTITY, *provenance_names(), "weight")
         self.weights = torch.as_tensor(self._weights(), dtype=torch.double)
         # 1 per real row, 0 per synthetic one: the plain first phase of deferred re-weighting
         self.real_weights = torch.as_tensor(~self.rows["is_synthetic"].to_numpy(bool), dtype=torch.double)
@@ -62,7 +64,7 @@ class AugmentedImageFolder(torch.utils.data.Dataset):
             image = im.convert(self.mode)
         if self.transform is not None:
             image = self.transform(image)
-        return image, int(row["label"]), {k: _plain(row[k]) for k in PROVENANCE if k in row}
+        return image, int(row["label"]), {k: _plain(row[k]) for k in self.provenance if k in row}
 
 
 def _plain(value: Any) -> Any:

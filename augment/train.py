@@ -24,7 +24,7 @@ from torch import nn
 
 from augment import checkpoint as ckpt
 from augment.atomic import copy_file, write_text
-from augment.config import Config, ModelConfig, TrainConfig
+from augment.config import Config, ModelConfig, TrainConfig, train_settings
 from augment.data.batches import BatchSampler
 from augment.data.labeled import LabeledImages
 from augment.device import ALL_CORES, prepare_device
@@ -36,19 +36,18 @@ from augment.models import DataShape, StepContext, get_variant
 from augment.models.backbone import model_config_for
 from augment.precision import autocast_for, resolve_precision
 from augment.thread_governor import ThreadGovernor
+from augment.variants import rules_for
 
 FORMAT = 1
 GRID_COLUMNS = 8
-# Keys that may change between a run and its resumption; everything else must match.
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "device", "threads",
-                     "max_seconds", "aux_steps", "compile", "batch_size", "health_every", "max_rollbacks",
-                     "precision", "keep_cpu_memory", "best_tolerance"}
+# Keys that may change between a run and its resumption (declared `resumable` in augment.config); the rest must match.
+RESUMABLE_CHANGES = train_settings("resumable", True)
 
 ProgressFn = Callable[[int, int, dict | None], None]
 QualityFn = Callable[[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], dict]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainResult:
     """Small, JSON-able summary of a training run (what a Prefect task hands on)."""
 
@@ -301,10 +300,12 @@ def train(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress:
             on_progress(st.step, tc.steps, row)
     if last_path is None:  # nothing to do and nothing on disk: only when steps == 0, which config forbids
         last_path = save_snapshot(st, header, files, cfg, quality)
-    return TrainResult(str(run_dir), max(start, end), int(st.best["step"]), st.best["score"],
-                       str(files.checkpoints / ckpt.BEST), str(last_path), round(time.perf_counter() - t0, 3), start,
-                       str(device), problems, st.rollbacks, parts.batch, precision,
-                       governor.history if governor is not None else [[0.0, torch.get_num_threads()]])
+    return TrainResult(run_dir=str(run_dir), step=max(start, end), best_step=int(st.best["step"]),
+                       best_score=st.best["score"], best_checkpoint=str(files.checkpoints / ckpt.BEST),
+                       last_checkpoint=str(last_path), seconds=round(time.perf_counter() - t0, 3), resumed_from=start,
+                       device=str(device), problems=problems, rollbacks=st.rollbacks, batch_size=parts.batch,
+                       precision=precision,
+                       threads=governor.history if governor is not None else [[0.0, torch.get_num_threads()]])
 
 
 def new_state(cfg: Config, data: LabeledImages, device: torch.device, saved: dict | None) -> TrainState:
@@ -345,16 +346,14 @@ def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.d
         r1_weight=tc.r1_weight, r1_every=tc.r1_every, mode_seeking=mode_seeking_weight(cfg.model))
 
 
-AUTO_MODE_SEEKING = 0.1  # docs/benchmarks.md, "Mode seeking": spread up, 95% still reached, better kept images
-
-
 def mode_seeking_weight(model: ModelConfig) -> float:
-    """model.mode_seeking as a number: 'auto' is AUTO_MODE_SEEKING for acgan's default networks, where it
-    was measured, and 0 elsewhere ('classic' is the write-up's recipe; wgan-gp's fakes cannot pair)."""
+    """model.mode_seeking as a number: 'auto' is the variant's declared default (augment.variants; 0.1 for
+    acgan, docs/benchmarks.md "Mode seeking") on the 'dcgan' backbone, where it was measured, and 0 elsewhere
+    ('classic' is the write-up's recipe; wgan-gp's fakes cannot pair)."""
     if model.mode_seeking != "auto":
         return float(model.mode_seeking)
-    measured = model.variant == "acgan" and model.arch == "dcgan" and model.loss != "wgan-gp"
-    return AUTO_MODE_SEEKING if measured else 0.0
+    measured = model.arch == "dcgan" and model.loss != "wgan-gp"
+    return rules_for(model.variant).auto_mode_seeking if measured else 0.0
 
 
 def train_step(st: TrainState, p: StepParts, ema_decay: float | None) -> StepResult:

@@ -51,7 +51,8 @@ def test_unknown_section():
     ("train.lr=0", r"'train\.lr' setting must be a number in \(0, 1\]"),
     ("select.min_aux_prob=1.5", r"'select\.min_aux_prob' setting must be a number in \[0, 1\]"),
     ("model.variant=stylegan",
-     r"'model\.variant' setting must be one of \['acgan', 'cgan', 'dcgan', 'gan-cls', 'latent-smote'\]\. "
+     r"'model\.variant' setting must be one of \['acgan', 'cgan', 'cutmix', 'dcgan', 'gan-cls', 'latent-smote', "
+     r"'remix'\]\. "
      r"Got 'stylegan'"),
     ("out.overwrite=maybe", r"'out\.overwrite' setting must be true or false"),
 ])

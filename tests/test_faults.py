@@ -2,6 +2,7 @@
 
 import errno
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from augment import output
 from augment.data import LabeledImages
 from augment.errors import OutputError
 from augment.models import VARIANTS
-from augment.models.registry import Variant, register_variant
+from augment.models.registry import Variant, register_variant, unregister_variant
 from augment.pipeline import run_pipeline
 from augment.train import TrainingDiverged, train
 
@@ -36,13 +37,14 @@ def faulty_variant():
             loss, stats = base.d_loss(D, real, y_real, fake, y_fake, ctx)
             return fault(calls["n"], loss, real), stats
 
-        register_variant(Variant(name, base.build, d_loss, base.g_loss, base.critic, base.class_probs))
+        register_variant(Variant(replace(base.rules, name=name), base.build, d_loss, base.g_loss, base.critic,
+                                 base.class_probs))
         made.append(name)
         return calls
 
     yield make
     for name in made:
-        VARIANTS.pop(name)
+        unregister_variant(name)
 
 
 def rows(path):
@@ -92,15 +94,17 @@ class OneImageGenerator(torch.nn.Module):
 
 def test_collapsed_generator_is_detected(bars8, tmp_path):
     base = VARIANTS["acgan"]
-    register_variant(Variant("collapsed", lambda cfg, shape: (OneImageGenerator(shape.channels, shape.size),
-                                                              base.build(cfg, shape)[1]),
-                             base.d_loss, base.g_loss, base.critic, base.class_probs))
+    def build(cfg, shape):
+        return OneImageGenerator(shape.channels, shape.size), base.build(cfg, shape)[1]
+
+    register_variant(Variant(replace(base.rules, name="collapsed"), build, base.d_loss, base.g_loss, base.critic,
+                             base.class_probs))
     try:
         cfg = tiny_config("model.variant=collapsed", "train.steps=20", "train.health_every=2", "train.max_rollbacks=1")
         with pytest.raises(TrainingDiverged, match=r"generator collapse \(samples of a class spread 0\.0000 x"):
             train(bars8, cfg, tmp_path / "run")
     finally:
-        VARIANTS.pop("collapsed")
+        unregister_variant("collapsed")
 
 
 def test_out_of_memory_retries_with_a_smaller_batch(faulty_variant, tmp_path, caplog):

@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: nothing to fetch
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from augment.output import MANIFEST_COLUMNS, hf_loading  # noqa: E402
+from augment.output import hf_loading, manifest_columns  # noqa: E402
 
 datasets = pytest.importorskip("datasets", reason="the test extra installs datasets")
 
@@ -27,7 +27,7 @@ def test_load_dataset_imagefolder_yields_the_kept_images_with_their_manifest_col
     train = ds["train"].sort("path")
     want = kept_rows(finished_run)
     assert len(train) == len(want) == 12  # 6 cat + 3 dog real, 3 kept synthetic dog; no rejected, no figures
-    assert set(MANIFEST_COLUMNS) <= set(train.column_names) and "image" in train.column_names
+    assert set(manifest_columns()) <= set(train.column_names) and "image" in train.column_names
     assert train["path"] == want["path"].tolist()
     assert train["label"] == want["label"].tolist() and train["class_name"] == want["class_name"].tolist()
     assert sum(train["is_synthetic"]) == 3 and all(g.startswith("acgan@") for g in train.filter(

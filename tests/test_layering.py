@@ -43,14 +43,14 @@ def _is_type_checking(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
-def imports(path: Path, top_level_only: bool) -> set[str]:
-    """The augment modules `path` imports (TYPE_CHECKING blocks aside); with top_level_only, only those
-    imported while the module itself is being imported."""
+def imports(path: Path, top_level_only: bool, type_checking: bool = False) -> set[str]:
+    """The augment modules `path` imports (TYPE_CHECKING blocks only with type_checking); with
+    top_level_only, only those imported while the module itself is being imported."""
     found: set[str] = set()
 
     def visit(nodes) -> None:
         for node in nodes:
-            if isinstance(node, ast.If) and _is_type_checking(node):
+            if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
                 continue
             if isinstance(node, ast.Import):
                 found.update(a.name for a in node.names if a.name.split(".")[0] in WATCHED)
@@ -75,8 +75,10 @@ def test_imports_point_down_the_layers_only():
     assert not upward, upward
 
 
-def test_no_import_cycles_among_modules():
-    graph = {name: {t for t in imports(path, top_level_only=True) if t in MODULES and t != name}
+def test_no_import_cycles_among_modules_annotations_included():
+    """Imports at import time and under TYPE_CHECKING both count: a cycle through annotations is still two
+    modules that each need the other's meaning."""
+    graph = {name: {t for t in imports(path, top_level_only=True, type_checking=True) if t in MODULES and t != name}
              for name, path in MODULES.items()}
     state: dict[str, int] = {}  # 1 on the current path, 2 done
 
@@ -94,6 +96,25 @@ def test_no_import_cycles_among_modules():
         if start not in state:
             cycle = walk(start, [])
             assert cycle is None, " -> ".join(cycle)
+
+
+def test_no_stage_imports_another_stage():
+    """Stages hand each other files in the work folder (augment.work_files reads them), never code."""
+    def is_stage(m: str) -> bool:
+        return m.startswith("augment.stages.")
+
+    crossing = [f"{name} imports {t}" for name, path in MODULES.items() if is_stage(name)
+                for t in imports(path, top_level_only=False, type_checking=True) if is_stage(t) and t != name]
+    assert not crossing, crossing
+
+
+def test_the_config_layer_loads_without_torch_or_model_code():
+    """Settings are validated through augment.variants' data, so reading a config loads no network code."""
+    code = ("import sys, augment.config; augment.config.build_config(sets=['model.variant=cgan']); "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('augment.models'));"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_every_module_imports_first_and_alone():

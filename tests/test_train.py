@@ -276,9 +276,10 @@ def test_mode_seeking_pairs_fake_labels_and_trains_with_its_ratio_logged(two_cla
 
 
 def test_mode_seeking_auto_is_on_for_acgan_only():
-    from augment.train import AUTO_MODE_SEEKING, mode_seeking_weight
+    from augment.train import mode_seeking_weight
+    from augment.variants import ACGAN
 
-    assert mode_seeking_weight(tiny_config().model) == AUTO_MODE_SEEKING > 0
+    assert mode_seeking_weight(tiny_config().model) == ACGAN.auto_mode_seeking == 0.1
     for other in ("model.arch=classic", "model.variant=cgan", "model.variant=latent-smote"):
         assert mode_seeking_weight(tiny_config(other).model) == 0.0, other
     assert mode_seeking_weight(tiny_config("model.mode_seeking=0").model) == 0.0

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn import functional as F
 
+from augment import variants as rules
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
 from augment.models.classic import ClassicDiscriminator, ClassicGenerator
 from augment.models.registry import DataShape, Variant, adv_stats, register_variant
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only; the config layer validates through augment.variants, never these
     from augment.config import ModelConfig
 
 
@@ -25,7 +26,7 @@ def build(cfg: ModelConfig, shape: DataShape):
     d = Discriminator(shape.channels, shape.size, cfg.width, aux_classes=shape.num_classes,
                       conditioning="projection" if cfg.acgan_projection in (True, "auto") else "none",
                       num_classes=shape.num_classes)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, rules.ACGAN.auto_spectral_norm) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):
@@ -65,4 +66,4 @@ def class_probs(D, x):
     return torch.softmax(D(x)[1].float(), dim=1)
 
 
-ACGAN = register_variant(Variant("acgan", build, d_loss, g_loss, critic, class_probs))
+ACGAN = register_variant(Variant(rules.ACGAN, build, d_loss, g_loss, critic, class_probs))

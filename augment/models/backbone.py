@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only; the config layer validates through augment.variants, never these
     from augment.config import ModelConfig
 
 

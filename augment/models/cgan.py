@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from augment import variants as rules
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
 from augment.models.registry import DataShape, Variant, adv_stats, no_class_head, register_variant
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only; the config layer validates through augment.variants, never these
     from augment.config import ModelConfig
 
 
@@ -19,7 +20,7 @@ def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]
                   cfg.embed_noise)
     d = Discriminator(shape.channels, shape.size, cfg.width, conditioning=cfg.d_conditioning,
                       num_classes=shape.num_classes)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=True) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, rules.CGAN.auto_spectral_norm) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):
@@ -38,4 +39,4 @@ def critic(D, x, y):
     return D(x, y)[0]
 
 
-CGAN = register_variant(Variant("cgan", build, d_loss, g_loss, critic, no_class_head))
+CGAN = register_variant(Variant(rules.CGAN, build, d_loss, g_loss, critic, no_class_head))

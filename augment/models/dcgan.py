@@ -6,17 +6,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from augment import variants as rules
 from augment.models.backbone import Discriminator, Generator, apply_spectral_norm, wants_spectral_norm
 from augment.models.registry import DataShape, Variant, adv_stats, no_class_head, register_variant
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only; the config layer validates through augment.variants, never these
     from augment.config import ModelConfig
 
 
 def build(cfg: ModelConfig, shape: DataShape) -> tuple[Generator, Discriminator]:
     g = Generator(cfg.latent_dim, 1, shape.channels, shape.size, cfg.width, "none")
     d = Discriminator(shape.channels, shape.size, cfg.width)
-    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, auto=False) else d)
+    return g, (apply_spectral_norm(d) if wants_spectral_norm(cfg.spectral_norm, rules.DCGAN.auto_spectral_norm) else d)
 
 
 def d_loss(D, real, y_real, fake, y_fake, ctx):
@@ -35,4 +36,4 @@ def critic(D, x, y):
     return D(x)[0]
 
 
-DCGAN = register_variant(Variant("dcgan", build, d_loss, g_loss, critic, no_class_head, conditional=False))
+DCGAN = register_variant(Variant(rules.DCGAN, build, d_loss, g_loss, critic, no_class_head))

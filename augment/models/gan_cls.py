@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from augment import variants as rules
 from augment.models import cgan
 from augment.models.registry import Variant, adv_stats, no_class_head, register_variant
 
@@ -28,5 +29,4 @@ def d_loss(D, real, y_real, fake, y_fake, ctx):
     return loss, stats
 
 
-GAN_CLS = register_variant(Variant("gan-cls", cgan.build, d_loss, cgan.g_loss, cgan.critic, no_class_head,
-                                   losses=("bce", "lsgan", "hinge"), min_classes=2))
+GAN_CLS = register_variant(Variant(rules.GAN_CLS, cgan.build, d_loss, cgan.g_loss, cgan.critic, no_class_head))

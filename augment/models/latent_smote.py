@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from augment.models.registry import DataShape, Variant, no_class_head, register_variant
+from augment import variants as rules
+from augment.models.registry import DataShape, NoDiscriminator, Variant, no_class_head, register_variant
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only; the config layer validates through augment.variants, never these
     from augment.config import ModelConfig
 
 CODE_DIM = 32  # the autoencoder's latent code (DeepSMOTE: 300 for 28 px; 32 reconstructs MNIST well)
@@ -105,16 +106,7 @@ class LatentSmoteGenerator(nn.Module):
         return self.autoencoder.decode(code) * 2 - 1
 
 
-class NoDiscriminator(nn.Module):
-    """latent-smote has no discriminator; realism scores come out as 0.5 (a logit of 0)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(len(x), device=x.device)
-
-
 def build(cfg: ModelConfig, shape: DataShape):
-    if cfg.latent_dim < 3:
-        raise ValueError("latent-smote reads three coordinates of each latent vector; model.latent_dim must be >= 3")
     return LatentSmoteGenerator(shape.channels, shape.size, shape.num_classes, cfg.width), NoDiscriminator()
 
 
@@ -127,5 +119,4 @@ def critic(D, x, y):
     return D(x)
 
 
-LATENT_SMOTE = register_variant(Variant("latent-smote", build, _no_adversary, _no_adversary, critic, no_class_head,
-                                        losses=("bce",), trainer="autoencoder"))
+LATENT_SMOTE = register_variant(Variant(rules.LATENT_SMOTE, build, _no_adversary, _no_adversary, critic, no_class_head))

@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from augment.losses import AdversarialLoss
+from augment.variants import RULES, VariantRules, declare
 
-if TYPE_CHECKING:  # annotations only: the config layer imports the models, not the reverse
+if TYPE_CHECKING:  # annotations only: the models read settings, the config layer never imports them
     from augment.config import ModelConfig
 
 Tensor = torch.Tensor
 Stats = dict[str, Tensor]
-ALL_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class StepContext:
 
 @dataclass(frozen=True)
 class Variant:
-    """A GAN variant.
+    """A variant: its rules (augment.variants: losses, conditional, trainer, 'auto' defaults) and its code.
 
     build(model_cfg, shape) -> (generator, discriminator)
     d_loss(D, real, y_real, fake, y_fake, ctx) -> (loss, stats): the discriminator's objective
@@ -47,20 +47,26 @@ class Variant:
     critic(D, x, y) -> adversarial logits, as the gradient penalty sees them
     class_probs(D, x) -> (N, K) class probabilities from D's own class head, or None (no head:
         the pipeline trains a separate auxiliary classifier on the real images)
-    conditional: False for unconditional generators (one is trained per class that needs images)
-    trainer: which training function fits it (the GAN loop for every GAN)
     """
 
-    name: str
+    rules: VariantRules
     build: Callable[[ModelConfig, DataShape], tuple[nn.Module, nn.Module]]
     d_loss: Callable[..., tuple[Tensor, Stats]]
     g_loss: Callable[..., tuple[Tensor, Stats]]
     critic: Callable[[nn.Module, Tensor, Tensor], Tensor]
     class_probs: Callable[[nn.Module, Tensor], Tensor | None]
-    losses: tuple[str, ...] = ALL_LOSSES
-    conditional: bool = True
-    min_classes: int = 1
-    trainer: str = "gan"  # 'gan': augment.train's loop; 'autoencoder': augment.latent_smote's
+
+    @property
+    def name(self) -> str:
+        return self.rules.name
+
+    @property
+    def conditional(self) -> bool:
+        return self.rules.conditional
+
+    @property
+    def trainer(self) -> str:
+        return self.rules.trainer
 
     @property
     def has_class_head(self) -> bool:
@@ -71,8 +77,16 @@ VARIANTS: dict[str, Variant] = {}
 
 
 def register_variant(variant: Variant) -> Variant:
+    """Register a variant's code and declare its rules, so that the config accepts its name."""
+    declare(variant.rules)
     VARIANTS[variant.name] = variant
     return variant
+
+
+def unregister_variant(name: str) -> None:
+    """Remove a variant and its rules (tests that register toy variants tidy up with this)."""
+    VARIANTS.pop(name, None)
+    RULES.pop(name, None)
 
 
 def get_variant(name: str) -> Variant:
@@ -85,3 +99,11 @@ def no_class_head(D: nn.Module, x: Tensor) -> None:
 
 def adv_stats(real_logits: Tensor, fake_logits: Tensor) -> Stats:
     return {"d_real": real_logits.float().mean().detach(), "d_fake": fake_logits.float().mean().detach()}
+
+
+class NoDiscriminator(nn.Module):
+    """For variants without a discriminator (latent-smote, the mixing ones): realism comes out as 0.5 (a logit
+    of 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.zeros(len(x), device=x.device)

@@ -1,6 +1,6 @@
 """The amount stage: how many of the kept synthetic images the output takes (balance.synthetic_share;
 for 'auto', chosen on held-out real images), recorded in the work folder's amount.json. scores.parquet
-stays the selection's; `final_scores` applies the amount on top of it."""
+stays the selection's; `work_files.final_scores` applies the amount on top of it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from augment.device import prepare_device
 from augment.generate import Synthetic
 from augment.layout import RunLayout
 from augment.score.candidates import scorer_key
-
-LEFT_OUT = "share"  # reject_reason of kept candidates the amount leaves out
 
 
 def stage_amount(cfg: Config, layout: RunLayout) -> dict:
@@ -67,25 +65,3 @@ def _amount_key(cfg: Config, layout: RunLayout, scores: pd.DataFrame) -> str:
                                            + (scores["rank"].to_numpy(np.int64).tobytes() if "rank" in scores else b"")
                                            ).hexdigest()}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
-
-
-def final_scores(layout: RunLayout) -> pd.DataFrame:
-    """scores.parquet with the amount applied: kept candidates the share left out are not kept, with
-    reject_reason 'share'."""
-    scores = pd.read_parquet(layout.scores)
-    if layout.amount.exists():
-        left_out = read_json(layout.amount)["left_out"]
-        if left_out:
-            scores.loc[left_out, "kept"] = False
-            scores.loc[left_out, "reject_reason"] = LEFT_OUT
-    return scores
-
-
-def kept_candidates(layout: RunLayout) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The synthetic images the output takes (uint8) and their labels, from a scored work folder (with
-    the amount applied when it was decided); None before any candidate was generated."""
-    if not layout.candidates.exists():
-        return None
-    cand = Synthetic.load(layout.candidates)
-    kept = torch.from_numpy(final_scores(layout)["kept"].to_numpy(bool).copy())
-    return cand.images[kept], cand.labels[kept]

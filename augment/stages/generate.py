@@ -12,8 +12,8 @@ from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.generate import Synthetic, generate
 from augment.layout import RunLayout
-from augment.stages.load import run_quota
 from augment.trained import TrainedModels
+from augment.work_files import run_quota
 
 
 def stage_generate(cfg: Config, layout: RunLayout, round_index: int = 0) -> dict:

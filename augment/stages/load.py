@@ -8,16 +8,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from augment.amount import synthetic_quota
 from augment.atomic import read_json, write_json
 from augment.cache import run_key
 from augment.config import Config
 from augment.data.labeled import LabeledImages
-from augment.data.readers import input_paths, load_dataset
+from augment.data.readers import load_dataset
 from augment.errors import ConfigError, as_output_error
 from augment.layout import RunLayout, scheduled_run_dir
-from augment.output import check_not_over_inputs
-from augment.run_checks import check_and_plan, plan_notes
+from augment.run_checks import check_and_plan, check_not_over_data, plan_notes
 from augment.train import training_signature
 
 log = logging.getLogger("augment")
@@ -27,10 +25,7 @@ def stage_load(source: str | LabeledImages, cfg: Config, layout: RunLayout, inpu
     """Read and validate the dataset and the plan, check the output target, and set up (or reuse) the
     work folder. Returns `up_to_date: True` (and does nothing) when this output was already made.
     The output may not overlap the data's files nor any of `inputs` (e.g. the config file)."""
-    if isinstance(source, str):
-        check_not_over_inputs(layout.out, [*input_paths(source), *inputs])
-    else:
-        check_not_over_inputs(layout.out, inputs)
+    check_not_over_data(source, layout.out, inputs)
     data = _read(source, cfg)
     key = run_key(data.fingerprint, cfg)
     if _output_key(layout) == key:  # the same run finished before: nothing to do
@@ -75,19 +70,15 @@ def _output_key(layout: RunLayout) -> str | None:
         return None
 
 
-def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str | Path, name: str) -> dict:
+def stage_load_into_root(source: str | LabeledImages, cfg: Config, out_root: str | Path, name: str,
+                         inputs: Sequence[Path] = ()) -> dict:
     """Scheduled runs: load and validate, then place this run at <out_root>/<name>/runs/<run key>. If a
     complete output for the same data and settings is already there, nothing is written and
     `up_to_date` is true. Call it holding the dataset's lock (augment.locking.run_lock)."""
     data = _read(source, cfg)
     out = scheduled_run_dir(out_root, name, run_key(data.fingerprint, cfg))
-    return {**stage_load(data, cfg, RunLayout.for_output(out)), "out": str(out)}
-
-
-def run_quota(cfg: Config, layout: RunLayout, data: LabeledImages) -> dict[str, int]:
-    """Synthetic images each class is generated and selected for: the plan, capped at
-    balance.synthetic_share x its real images ('auto' generates for the whole plan and decides later)."""
-    return synthetic_quota(read_json(layout.plan), data.counts_by_name(), cfg.balance.synthetic_share)
+    check_not_over_data(source, out, inputs)  # the data's own files too: stage_load is handed the images read
+    return {**stage_load(data, cfg, RunLayout.for_output(out), inputs), "out": str(out)}
 
 
 def stage_plan(cfg: Config, layout: RunLayout) -> dict[str, int]:

@@ -55,6 +55,11 @@ class RunLayout:
         return self.train_dir / "aux_classifier.pt"
 
     @property
+    def stage_seconds(self) -> Path:
+        """Wall seconds of each stage so far (`pipeline.timed`); dataset.json carries them."""
+        return self.work / "stage_seconds.json"
+
+    @property
     def candidates(self) -> Path:
         """Every generated candidate of every round (`Synthetic`)."""
         return self.work / "candidates.npz"

@@ -34,10 +34,8 @@ from augment.config import Config, build_config, config_from_dict
 from augment.device import resolve_device
 from augment.errors import AugmentError
 from augment.layout import RunLayout
-from augment.locking import run_lock
-from augment.pipeline import Stages, run_stages
-from augment.report import markdown_table, summary_table
-from augment.scheduled import point_latest
+from augment.pipeline import Stages, run_pipeline, run_scheduled
+from augment.report import markdown_table, stage_seconds_line, summary_table
 from augment.stages import (
     stage_amount,
     stage_export,
@@ -47,7 +45,6 @@ from augment.stages import (
     stage_plan,
     stage_score,
     stage_train,
-    summary_from_output,
 )
 
 
@@ -97,8 +94,8 @@ def ensure_device_limit(cfg: Config, slots: int = 1) -> str:
 
 
 @task(name="load", cache_policy=NO_CACHE)
-def load(data: str, config: dict, out: str) -> dict:
-    summary = stage_load(data, config_from_dict(config), RunLayout.for_output(out))
+def load(data: str, config: dict, out: str, inputs: list[str] | None = None) -> dict:
+    summary = stage_load(data, config_from_dict(config), RunLayout.for_output(out), [Path(p) for p in inputs or []])
     if summary["up_to_date"]:
         _log().info("%s: the same data and settings produced %s before; nothing to do", data, out)
     else:
@@ -109,8 +106,8 @@ def load(data: str, config: dict, out: str) -> dict:
 
 
 @task(name="load-into-root", cache_policy=NO_CACHE)
-def load_into_root(data: str, config: dict, out_root: str, name: str) -> dict:
-    summary = stage_load_into_root(data, config_from_dict(config), out_root, name)
+def load_into_root(data: str, config: dict, out_root: str, name: str, inputs: list[str] | None = None) -> dict:
+    summary = stage_load_into_root(data, config_from_dict(config), out_root, name, [Path(p) for p in inputs or []])
     _log().info("%s: run %s %s", name, summary["key"][:16],
                 "is up to date; nothing to do" if summary["up_to_date"] else f"goes to {summary['out']}")
     return summary
@@ -184,8 +181,15 @@ def export(config: dict, out: str) -> dict:
 
 
 class TaskStages(Stages):
-    """The pipeline's one stage sequence (augment.pipeline.run_stages), each stage run as the task above:
-    tasks get the config as a dict and the output folder as a path, never objects."""
+    """The pipeline's one stage sequence (augment.pipeline: run_pipeline, run_scheduled, run_stages), each
+    stage run as the task above: tasks get the config as a dict and the output folder as a path, never
+    objects; the data is a SPEC (a string)."""
+
+    def load(self, source, cfg: Config, layout: RunLayout, inputs) -> dict:
+        return load(source, cfg.to_dict(), str(layout.out), [str(p) for p in inputs])
+
+    def load_into_root(self, source, cfg: Config, out_root: Path, name: str, inputs) -> dict:
+        return load_into_root(source, cfg.to_dict(), str(out_root), name, [str(p) for p in inputs])
 
     def train(self, cfg: Config, layout: RunLayout) -> dict:
         return train(cfg.to_dict(), str(layout.out), self.cache)
@@ -206,32 +210,22 @@ class TaskStages(Stages):
         return export(cfg.to_dict(), str(layout.out))
 
 
-def _stages(cfg: Config, out: str, cache: str | None) -> dict:
-    return run_stages(cfg, RunLayout.for_output(out), TaskStages(cache=cache))
-
-
 @flow(name="augment-dataset")
 def augment_dataset(data: str, out: str | None = None, config: dict[str, Any] | None = None,
                     out_root: str | None = None, name: str | None = None, cache: str | None = None,
-                    lock_timeout: float = 3600.0) -> dict:
+                    lock_timeout: float = 3600.0, inputs: list[str] | None = None) -> dict:
     """Load, train, generate, score and export one dataset; publishes the report as artifacts.
-    Give `out` (a folder), or `out_root` and `name` for scheduled runs (see the module docstring)."""
+    Give `out` (a folder), or `out_root` and `name` for scheduled runs (see the module docstring);
+    `inputs`: files the output must not overlap (the config file), as `augment run` refuses them."""
     cfg = build_config(base=config or {})  # validates before any task runs
     if (out is None) == (out_root is None) or (out_root is not None and not name):
         raise ValueError("give either out, or out_root and name")
     ensure_device_limit(cfg)
+    stages, given = TaskStages(cache=cache), [Path(p) for p in inputs or []]
     if out is not None:
-        with run_lock(RunLayout.for_output(out).lock, timeout=lock_timeout):
-            up_to_date = load(data, cfg.to_dict(), out)["up_to_date"]
-            summary = summary_from_output(out) if up_to_date else _stages(cfg, out, cache)
-        summary["up_to_date"] = up_to_date
+        summary = run_pipeline(data, cfg, out, stages, given, lock_timeout=lock_timeout)
     else:
-        with run_lock(Path(out_root) / name / ".lock", timeout=lock_timeout):
-            placed = load_into_root(data, cfg.to_dict(), out_root, name)
-            summary = summary_from_output(placed["out"]) if placed["up_to_date"] else \
-                _stages(cfg, placed["out"], cache)
-            summary["up_to_date"] = placed["up_to_date"]
-            point_latest(out_root, name, Path(placed["out"]))
+        summary = run_scheduled(data, cfg, out_root, name, stages, given, lock_timeout=lock_timeout)
     publish_report(data, summary)
     return summary
 
@@ -255,6 +249,10 @@ def publish_report(data: str, summary: dict) -> None:
         rows.append({**row, "mean_aux_prob_kept": None if scores is None else round(float(scores["aux_prob"]), 4),
                      "mean_ext_prob_kept": None if scores is None else round(float(scores["ext_prob"]), 4)})
     create_table_artifact(rows, key="augment-classes", description="per-class counts and mean scores of kept images")
+    seconds = summary.get("stage_seconds") or {}
+    if seconds:
+        create_table_artifact([{"stage": k, "seconds": v} for k, v in seconds.items()], key="augment-stage-seconds",
+                              description=stage_seconds_line(seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     except AugmentError as exc:
         print(f"augment: error: {exc}", file=sys.stderr)
         return 2
-    state = augment_dataset(args.data, args.out, cfg.to_dict(), return_state=True)
+    state = augment_dataset(args.data, args.out, cfg.to_dict(), inputs=[args.config] if args.config else None,
+                            return_state=True)
     if state.is_completed():
         print(markdown_table(summary_table(state.result())))
         return 0

@@ -154,3 +154,11 @@ def test_a_run_on_cuda_trains_scores_and_exports_the_same_layout(folder, tmp_pat
     syn = m[m.is_synthetic]
     assert syn[["aux_prob", "ext_prob", "realism", "nn_distance"]].notna().all().all()
     assert all((out / p).is_file() for p in m["path"])
+
+
+def test_every_run_records_where_its_time_went(finished_run):
+    """Per-stage wall seconds in dataset.json and the report, so a scheduled run shows its cost."""
+    seconds = json.loads((finished_run / "dataset.json").read_text())["stage_seconds"]
+    assert list(seconds) == ["load", "train", "plan", "generate", "score", "amount", "export"]
+    assert all(v >= 0 for v in seconds.values()) and seconds["train"] > 0 and seconds["export"] > 0
+    assert "Time per stage (s): load" in (finished_run / "report.md").read_text()

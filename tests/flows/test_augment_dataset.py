@@ -45,3 +45,31 @@ def test_flow_with_bad_data_fails_with_the_readers_message(tmp_path, capsys):
     assert f.main(["--data", str(tmp_path / "ds"), "--out", str(tmp_path / "o")]) == 2
     assert "holds no image files" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# The flow goes through augment.pipeline.run_pipeline like `augment run`: the same bad outputs are refused.
+
+
+@pytest.mark.parametrize("where", ["the data folder", "a folder inside it", "the folder holding it"])
+def test_flow_refuses_an_output_over_its_data_as_the_cli_does(folder, where, capsys):
+    out = {"the data folder": folder, "a folder inside it": folder / "cat" / "out",
+           "the folder holding it": folder.parent}[where]
+    before = sorted(p.relative_to(folder.parent) for p in folder.parent.rglob("*"))
+    assert f.main(["--data", str(folder), "--out", str(out), "--set", "train.steps=2"]) == 2
+    assert "overlaps the input" in capsys.readouterr().err
+    assert sorted(p.relative_to(folder.parent) for p in folder.parent.rglob("*")) == before
+
+
+def test_flow_refuses_an_output_over_its_config_file_as_the_cli_does(folder, tmp_path, capsys):
+    config = tmp_path / "settings.toml"
+    config.write_text("seed = 1\n")
+    assert f.main(["--data", str(folder), "--out", str(config), "--config", str(config)]) == 2
+    assert "overlaps the input" in capsys.readouterr().err and config.read_text() == "seed = 1\n"
+
+
+def test_scheduled_flow_refuses_an_out_root_inside_its_data(folder):
+    from augment.errors import OutputError
+
+    with pytest.raises(OutputError, match="overlaps the input"):
+        f.augment_dataset(str(folder), out_root=str(folder / "runs"), name="pets",
+                          config=tiny_config(*KEEP_ALL).to_dict())

@@ -24,6 +24,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 
 from augment.amount import sample_weights
+from augment.mixing import fill_quota, mix
 from augment.paired import paired_bootstrap
 from augment.score import cnn
 from augment.score.probe import fit_pixel_logreg
@@ -47,6 +48,7 @@ class Arm:
     deferred: bool = False  # CNN only: plain draws from the first `early_rows` for DEFER of the steps
     early_rows: int | None = None
     real_rows: int | None = None  # CNN only: finish on real, re-fitting the head on the first real_rows (cRT)
+    mixup: float = 0.0  # CNN only: mixup's Beta(alpha, alpha) in every batch (0 = off)
 
 
 def tail_classes(train_labels: np.ndarray, num_classes: int, n: int = 3) -> list[int]:
@@ -140,6 +142,27 @@ def balancing_weights(labels: np.ndarray, n_real: int, synthetic_weight: float =
     return sample_weights(labels, synthetic, np.ones(len(labels), bool), targets, synthetic_weight)
 
 
+def mixed_source_arms(x: np.ndarray, y: np.ndarray, seed: int, kinds: tuple[str, ...],
+                      ratio: float | None = None) -> dict[str, Arm]:
+    """Per mixing kind (augment.mixing: 'remix', 'cutmix', the 'noise' control): its images topped up to
+    the largest class (at most ratio x each class's real count), used as augment's output is (balancing
+    weights from the start) and in the deferred phase of deferred re-weighting."""
+    arms, quota = {}, fill_quota(y, ratio)
+    for kind in kinds:
+        made = mix(kind, x, y, quota, seed)
+        arms[f"{kind} (weighted)"] = weighted_output(x, y, made.images, made.labels)
+        images, labels = np.concatenate([x, made.images]), np.concatenate([y, made.labels]).astype(np.int64)
+        arms[f"deferred re-weighting + {kind}"] = Arm(images, labels, weights=balancing_weights(labels, len(y)),
+                                                      deferred=True, early_rows=len(y))
+    return arms
+
+
+def mixup_drw(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> Arm:
+    """Context, not a gate: mixup in every batch with deferred re-weighting (mixup-DRW), a training-time
+    recipe whose images never reach the disk."""
+    return Arm(x, y, class_weighted=True, deferred=True, mixup=alpha)
+
+
 def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,
                y_aug: np.ndarray | None = None, x_syn: np.ndarray | None = None, y_syn: np.ndarray | None = None,
                x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,
@@ -178,8 +201,8 @@ def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int,
     (a weighted sampler); logistic regression takes them as sample weights. augmentation: the CNN's."""
     log_prior = np.log(np.bincount(arm.labels, minlength=num_classes).clip(1) / len(arm.labels))
     if classifier == "logreg":
-        if arm.deferred or arm.real_rows is not None:
-            raise ValueError("deferred re-weighting and re-fitting the head need a network's training steps, "
+        if arm.deferred or arm.real_rows is not None or arm.mixup:
+            raise ValueError("deferred re-weighting, mixup and re-fitting the head need a network's training steps, "
                              "which logistic regression (a convex fit) has not; evaluate these arms with the cnn")
         flat = arm.images.reshape(len(arm.images), -1).astype(np.float32) / 255.0
         w = None if arm.weights is None else arm.weights * len(arm.weights) / arm.weights.sum()
@@ -195,7 +218,7 @@ def fit_predict(classifier: str, arm: Arm, x_test: np.ndarray, num_classes: int,
                               num_classes, steps=cnn_steps, seed=seed, width=cnn_width, device=device,
                               balanced=False, class_weighted=arm.class_weighted, sample_weight=arm.weights,
                               defer=DEFER if arm.deferred else 0.0, early_rows=arm.early_rows,
-                              augmentation=augmentation)
+                              augmentation=augmentation, mixup=arm.mixup)
         if arm.real_rows is not None:
             x_real, y_real = arm.images[:arm.real_rows], arm.labels[:arm.real_rows].astype(np.int64)
             cnn.retrain_head(model, torch.from_numpy(x_real), torch.from_numpy(y_real), seed=seed, device=device,
@@ -213,7 +236,7 @@ def evaluate_arms(arms: dict[str, Arm], x_test: np.ndarray, y_test: np.ndarray, 
     rows = []
     for classifier in classifiers:
         for name in [a for a in ARM_ORDER if a in arms] + [a for a in arms if a not in ARM_ORDER]:
-            if (arms[name].deferred or arms[name].real_rows is not None) and classifier != "cnn":
+            if (arms[name].deferred or arms[name].real_rows is not None or arms[name].mixup) and classifier != "cnn":
                 continue  # deferral and a re-fitted head need a network: the CNN's arms only
             pred = fit_predict(classifier, arms[name], x_test, num_classes, seed, **cnn_kw)
             if predictions is not None:

@@ -107,6 +107,17 @@ def latents(seed: int, cls: int, start: int, count: int, dim: int) -> torch.Tens
     return torch.cat(out) if out else torch.zeros(0, dim)
 
 
+def latents_for(seed: int, labels: torch.Tensor, latent_index: torch.Tensor, dim: int) -> torch.Tensor:
+    """The latent vector of each candidate (class labels[i], latent latent_index[i]) under `seed`."""
+    z = torch.zeros(len(labels), dim)
+    for c in labels.unique().tolist():
+        where = torch.nonzero(labels == c).squeeze(1)
+        idx = latent_index[where]
+        lo, hi = int(idx.min()), int(idx.max())
+        z[where] = latents(seed, c, lo, hi - lo + 1, dim)[idx - lo]
+    return z
+
+
 def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int, int] | None = None,
              round_index: int = 0, batch_size: int = 1024, device: torch.device | str = "cpu",
              precision: str = "auto") -> Synthetic:
@@ -162,7 +173,9 @@ def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int,
 
 
 def _shape_of(gan: LoadedGAN) -> tuple[int, int]:
-    z = torch.zeros(1, gan.latent_dim, device=next(gan.generator.parameters()).device)
+    # a mixing variant's generator has buffers only
+    device = next(iter([*gan.generator.parameters(), *gan.generator.buffers()])).device
+    z = torch.zeros(1, gan.latent_dim, device=device)
     with torch.inference_mode():
         x = gan.generator(z, torch.zeros(1, dtype=torch.long, device=z.device))
     return int(x.shape[1]), int(x.shape[2])

@@ -79,14 +79,15 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
               batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu", width: int = 32,
               balanced: bool = True, class_weighted: bool = False, sample_weight: np.ndarray | None = None,
               defer: float = 0.0, early_rows: int | None = None, augmentation: str = "shift",
-              precision: str = "auto") -> SmallCNN:
+              precision: str = "auto", mixup: float = 0.0) -> SmallCNN:
     """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
     balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
     cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm);
     sample_weight: batches drawn with these per-image probabilities, as a WeightedRandomSampler would.
     defer: the first `defer` of the steps draw uniformly from the first `early_rows` images (all by default)
     with a plain loss, and the re-balancing above enters after (deferred re-weighting, Cao et al. 2019).
-    precision: bf16 autocast where augment.precision says it is fast (AMX CPUs, CUDA)."""
+    precision: bf16 autocast where augment.precision says it is fast (AMX CPUs, CUDA). mixup: alpha of
+    mixup (Zhang et al. 2018) in every batch, 0 for none: each batch blended with itself reversed."""
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SmallCNN(images.shape[1], num_classes, width).to(device)
@@ -104,9 +105,15 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
         deferred = step < switch
         idx = (early if deferred else late)(batch)
         x = augment_batch(x_all[idx].float().div_(255.0), augmentation, gen)
+        w = None if deferred else weight
+        if mixup > 0:
+            lam = float(np.random.default_rng([seed, step]).beta(mixup, mixup))
+            x = lam * x + (1 - lam) * x.flip(0)
         with amp:
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y_all[idx], weight=None if deferred else weight)
+            logits = model(x).float()
+        loss = F.cross_entropy(logits, y_all[idx], weight=w)
+        if mixup > 0:
+            loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y_all[idx].flip(0), weight=w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

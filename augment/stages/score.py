@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
+from augment.amount import gan_training_images
 from augment.atomic import write_atomic, write_json
 from augment.balance import planned_by_index
+from augment.columns import computed_columns
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
-from augment.generate import Synthetic
+from augment.generate import Synthetic, latents_for
 from augment.layout import RunLayout
 from augment.score.candidates import all_candidate_scores, external_judge
 from augment.score.manifold import inside_class_manifold, pass_counts
 from augment.select import select
-from augment.stages.load import run_quota
 from augment.trained import TrainedModels
+from augment.work_files import run_quota
 
 
 def stage_score(cfg: Config, layout: RunLayout) -> dict:
@@ -43,7 +46,10 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
                        "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
                        "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason,
-                       "rank": sel.rank})
+                       "rank": sel.rank, **mix_provenance(cfg, layout, models, cand)})
+    inputs = {"images": cand.images, "labels": labels, "ext_probs": probs, "features": feats, **df.to_dict("series")}
+    for column in computed_columns():
+        df[column.name] = np.asarray(column.compute(inputs))
     write_atomic(layout.scores, lambda fh: df.to_parquet(fh, index=False))
     summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
                "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
@@ -53,4 +59,21 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
         summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)
     return summary
+
+
+def mix_provenance(cfg: Config, layout: RunLayout, models: TrainedModels, cand: Synthetic) -> dict[str, np.ndarray]:
+    """The mix_* columns (augment.columns) for candidates of a mixing variant: both parents' sample ids and
+    the content's share, recomputed from each candidate's latent; nothing for other variants."""
+    data = gan_training_images(LabeledImages.load(layout.dataset), cfg.balance.synthetic_share, cfg.seed)
+    if not len(cand):
+        return {}
+    gan = models.gan_for(data.class_names[int(cand.labels[0])])
+    if not hasattr(gan.generator, "provenance"):
+        return {}
+    z = latents_for(cand.seed, cand.labels, cand.latent_index, gan.latent_dim).to(models.device)
+    with torch.inference_mode():
+        p = gan.generator.provenance(z, cand.labels.to(models.device))
+    ids = np.asarray(data.sample_ids, dtype=object)
+    return {"mix_context": ids[p["context_row"].cpu().numpy()], "mix_content": ids[p["content_row"].cpu().numpy()],
+            "mix_share": p["share"].float().cpu().numpy().astype(np.float64)}
 

@@ -17,6 +17,7 @@ from augment.data.labeled import LabeledImages
 from augment.device import resolve_device
 from augment.latent_smote import train_latent_smote
 from augment.layout import RunLayout
+from augment.mixing_trainer import train_mixing
 from augment.models import get_variant
 from augment.report import write_training_figures
 from augment.score.aux_classifier import DESCRIPTION as AUX_DESCRIPTION
@@ -116,7 +117,7 @@ def _share_of_budget(cfg: Config, spent: float, jobs: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_seconds=max(share, 1e-3)))
 
 
-TRAINERS = {"gan": train, "autoencoder": train_latent_smote}  # Variant.trainer -> its training function
+TRAINERS = {"gan": train, "autoencoder": train_latent_smote, "mixing": train_mixing}  # VariantRules.trainer -> it
 
 
 def _train_with_smaller_batches_on_oom(data: LabeledImages, cfg: Config, run_dir: Path, progress,

@@ -12,7 +12,9 @@ from augment.config import build_config
 TINY = {
     "image": {"size": 8},
     "model": {"latent_dim": 4, "width": 4},
-    "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "device": "cpu", "aux_steps": 5},
+    # a fixed thread count: tests compare runs bit for bit ('adaptive', the default, follows the machine's load)
+    "train": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "device": "cpu", "aux_steps": 5,
+              "threads": "auto"},
     "score": {"external": "logreg"},
     # Bookkeeping tests keep the whole plan; tests of the 'auto' amount ask for it (a short probe).
     "balance": {"synthetic_share": "full", "probe_steps": 20},

@@ -25,7 +25,7 @@ from augment.locking import run_lock
 
 TINY_SETS = ["--set", "image.size=8", "--set", "model.latent_dim=4", "--set", "model.width=4",
              "--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "train.checkpoint_every=1",
-             "--set", "train.device=cpu", "--set", "score.external=logreg",
+             "--set", "train.device=cpu", "--set", "train.threads=auto", "--set", "score.external=logreg",
              *[x for s in KEEP_ALL for x in ("--set", s)]]
 
 

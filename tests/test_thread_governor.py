@@ -74,7 +74,7 @@ def test_threads_follow_the_free_cores_rounded_within_one_and_the_most(free, mos
 
 def test_no_governor_unless_adaptive_threads_on_a_cpu_with_cores_to_share():
     cpu = torch.device("cpu")
-    assert ThreadGovernor.for_training("auto", cpu, most=2) is None  # the default stays repeatable
+    assert ThreadGovernor.for_training("auto", cpu, most=2) is None  # a fixed count stays repeatable
     assert ThreadGovernor.for_training(0, cpu, most=2) is None
     assert ThreadGovernor.for_training("adaptive", torch.device("cuda"), most=2) is None
     assert ThreadGovernor.for_training("adaptive", cpu, most=1) is None

@@ -119,14 +119,19 @@ def gan_training_images(real: LabeledImages, share: str | float, seed: int) -> L
     return real.subset(probe_split(real, seed)[0]) if share == "auto" else real
 
 
+PROBE_NAMES = {"logreg": "logistic regression on pixels", "cnn": "the SmallCNN"}
+
+
 def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.ndarray, synthetic_weight: float,
-                 seed: int, probe_steps: int, probe_seeds: int = 3, device: torch.device | str = "cpu") -> AmountChoice:
+                 seed: int, probe_steps: int, probe_seeds: int = 3, device: torch.device | str = "cpu",
+                 probe_classifiers: str = "logreg,cnn") -> AmountChoice:
     """Pick the synthetic share on held-out real images. `syn_images`/`syn_labels`: the kept synthetic
     images in selection order (a share takes each class's first ones)."""
     labels = real.labels.numpy()
     train, held = probe_split(real, seed)
     holdout = {real.class_names[c]: int((labels[held] == c).sum()) for c in range(real.num_classes)}
-    classifiers = ["logreg"] + (["cnn"] if probe_steps > 0 else [])
+    # balance.probe_classifiers; probe_steps = 0 leaves the CNN out (logistic regression only)
+    classifiers = [c for c in probe_classifiers.split(",") if c != "cnn" or probe_steps > 0]
     thin = thin_classes(real, np.unique(syn_labels), held)
     if thin:  # per-class recall on one or two images cannot tell a gain from luck: add nothing
         return AmountChoice(0.0, f"too few held-out real images to measure a gain: class(es) {thin} have fewer "
@@ -147,7 +152,8 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     wins = [r["share_value"] for r in curve[1:]
             if r["low"] > 0 and all(a >= b for a, b in zip(r["per_classifier"], none_each))]
     chosen = max(wins, default=0.0)
-    test = f"beyond its paired bootstrap interval (Bonferroni-widened for 4 shares) on {len(held)} held-out real images"
+    test = (f"beyond its paired bootstrap interval (Bonferroni-widened for 4 shares) on {len(held)} held-out real "
+            f"images, judged by {' and '.join(PROBE_NAMES[c] for c in classifiers)}")
     reason = (f"no share beat none (the real images with weights) {test} without a probe classifier losing"
               if chosen == 0 else f"{share_label(chosen)} was the largest share that beat none {test}")
     return AmountChoice(chosen, reason, holdout, classifiers, curve)

@@ -100,8 +100,11 @@ class _Progress:
 
 
 def _print_summary(summary: dict, started: float, downstream=None) -> None:
-    from augment.report import budget_line, stage_seconds_line, summary_table
+    from augment.report import TRAIN_ON_IT, budget_line, left_out_line, stage_seconds_line, summary_table
 
+    left_out = left_out_line(summary)
+    if left_out:  # first, so that an empty 'kept' column is explained before it is seen
+        print(f"{left_out}\n")
     table = summary_table(summary)
     print(table.to_string(index=False))
     if downstream is not None:
@@ -120,6 +123,7 @@ def _print_summary(summary: dict, started: float, downstream=None) -> None:
         print(f"\nWARNING: classes short of the plan: {summary['shortfall']}")
     if summary.get("up_to_date"):
         print("\nUp to date: the same data and settings produced this output before; nothing was redone.")
+    print(f"\n{TRAIN_ON_IT.replace('OUT', repr(str(summary['out'])))}")
     print(f"\nOutput: {summary['out']}  ({summary['manifest_rows']} manifest rows; "
           f"checkpoint step {summary['checkpoint_step']}; {time.perf_counter() - started:.0f} s)")
 

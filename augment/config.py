@@ -199,7 +199,10 @@ class BalanceConfig:
     synthetic_weight: float = _setting(1.0, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                                        "a synthetic row's weight relative to a real row")
     probe_steps: int = _setting(500, "a non-negative integer", _int_in(0),
-                                "'auto': the probe's SmallCNN steps (0: logistic regression only)")
+                                "'auto': the SmallCNN probe's steps (0: none)")
+    probe_classifiers: str = _setting("logreg,cnn", "'logreg,cnn', 'cnn' or 'logreg'",
+                                      _one_of("logreg,cnn", "cnn", "logreg"),
+                                      "'auto': the probes that must all gain")
     probe_seeds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
                                 "'auto': probe trainings per share")
 
@@ -410,6 +413,10 @@ def check_combinations(cfg: Config) -> None:
                           f"by projection. Got variant {m.variant!r}, arch {m.arch!r}.")
     if m.arch == "classic" and cfg.image.size != "auto" and cfg.image.size % 4:
         raise ConfigError(f"model.arch = 'classic' needs image.size divisible by 4. Got {cfg.image.size}.")
+    if cfg.balance.probe_steps == 0 and "cnn" in cfg.balance.probe_classifiers.split(","):
+        if cfg.balance.probe_classifiers == "cnn":
+            raise ConfigError("balance.probe_classifiers = 'cnn' trains the SmallCNN probe, which "
+                              "balance.probe_steps = 0 turns off. Set probe_steps > 0 or probe_classifiers = 'logreg'.")
     if m.latent_dim < rules.min_latent_dim:
         raise ConfigError(f"model.variant = {m.variant!r} reads {rules.min_latent_dim} coordinates of each latent "
                           f"vector; model.latent_dim must be >= {rules.min_latent_dim}. Got {m.latent_dim}.")

@@ -132,7 +132,8 @@ def write_training_figures(run_dir: Path) -> None:
 
 def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
     """One row per class with synthetic images: up to 8 kept on the left (the first in the selection's
-    order), up to 8 rejected on the right."""
+    order; where the amount took none, the ones the selection kept, marked 'share'), up to 8 rejected on the
+    right."""
     syn = manifest[manifest["is_synthetic"]]
     classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
     if not classes:
@@ -143,17 +144,21 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
         kept = rows[rows["kept"]].sort_values("rank", kind="stable").head(per_side)  # in selection order
-        rejected = rows[~rows["kept"]].head(per_side)
+        if kept.empty:  # the amount took none: show what the selection kept instead of an empty side
+            kept = rows[rows["reject_reason"] == "share"].sort_values("rank", kind="stable").head(per_side)
+        rejected = rows[~rows["kept"] & ~rows.index.isin(kept.index)].head(per_side)
         for j in range(2 * per_side + 1):
             axes[r, j].axis("off")
         for j, (_, row) in enumerate(kept.iterrows()):
             axes[r, j].imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
+            if not row["kept"]:
+                axes[r, j].set_title("share", fontsize=5, pad=1)
         for j, (_, row) in enumerate(rejected.iterrows()):
             ax = axes[r, per_side + 1 + j]
             ax.imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
             ax.set_title(row["reject_reason"], fontsize=5, pad=1)
         axes[r, 0].text(-0.4, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
-    axes[0, per_side // 2].set_title("kept", fontsize=9, pad=8)
+    axes[0, per_side // 2].set_title("kept (or selected, left out by the share)", fontsize=9, pad=8)
     axes[0, per_side + 1 + per_side // 2].set_title("rejected", fontsize=9, pad=8)
     _save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -222,6 +227,22 @@ def budget_line(training: dict, quality: list[dict] | None) -> str | None:
 
 # ---------------------------------------------------------------- document
 
+TRAIN_ON_IT = ("Train on it: ds = augment.AugmentedImageFolder(OUT); sample by ds.weights "
+               "(WeightedRandomSampler: every class equally often, synthetic rows at balance.synthetic_weight), "
+               "or ds.phase_samplers(n, deferred=0.75) for deferred re-weighting (real rows first).")
+
+
+def left_out_line(meta: dict) -> str:
+    """When the amount took none of the candidates the selection kept: what they were and how to take them."""
+    share = meta.get("synthetic_share") or {}
+    left = share.get("candidates_left_out", 0)
+    if not left or share.get("share") != "0x":
+        return ""
+    return (f"No synthetic images taken: {share.get('reason')}. The selection kept {left} candidates; they are "
+            "under rejected/ (reject_reason 'share') and on the left of the report's kept/rejected figure. "
+            "--set balance.synthetic_share=0.5 takes up to 0.5x each class's real count of them.")
+
+
 def stage_seconds_line(stage_seconds: dict) -> str:
     """'Time per stage (s): load 1.2 (2%), train 40.1 (80%), ...' in pipeline order; '' when not recorded."""
     order = ["load", "train", "plan", "generate", "score", "amount", "export"]
@@ -249,6 +270,7 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
     timing = stage_seconds_line(meta.get("stage_seconds") or {})
     if timing:
         b.append(("p", timing + " The report itself comes after."))
+    b += [("p", line) for line in (left_out_line(meta), TRAIN_ON_IT) if line]
     b += [("h2", "Counts"), ("table", summary_table(meta))]
     plot_class_balance(meta, figs / "class_balance.png")
     b.append(("img", "figures/class_balance.png", "class balance before and after"))

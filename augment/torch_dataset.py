@@ -6,7 +6,8 @@
     for images, labels, provenance in DataLoader(ds, batch_size=64, sampler=sampler): ...
 
 Deferred re-weighting over the output (the best recipe measured on MNIST-LT, docs/benchmarks.md): draw
-by `ds.real_weights` (the real rows, uniformly) for the first 3/4 of the steps, then by `ds.weights`.
+by `ds.real_weights` (the real rows, uniformly) for the first 3/4 of the steps, then by `ds.weights`;
+`ds.phase_samplers(num_samples, deferred=0.75)` gives both samplers, each with its share of the draws.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ class AugmentedImageFolder(torch.utils.data.Dataset):
         self.weights = torch.as_tensor(self._weights(), dtype=torch.double)
         # 1 per real row, 0 per synthetic one: the plain first phase of deferred re-weighting
         self.real_weights = torch.as_tensor(~self.rows["is_synthetic"].to_numpy(bool), dtype=torch.double)
+
+    def phase_samplers(self, num_samples: int, deferred: float = 0.0, generator: torch.Generator | None = None
+                       ) -> list[tuple[str, torch.utils.data.WeightedRandomSampler]]:
+        """The samplers to train with, phase by phase, `num_samples` draws in all: ('weighted', by `weights`)
+        alone, or with `deferred` = d > 0 first ('real', the real rows uniformly) for d of the draws
+        (deferred re-weighting). `for phase, sampler in ds.phase_samplers(n): loader = DataLoader(ds,
+        batch_size=64, sampler=sampler); ...`"""
+        if not 0.0 <= deferred < 1.0:
+            raise ValueError(f"deferred must be a share of the draws in [0, 1), not {deferred!r}")
+        first = round(deferred * num_samples)
+        phases = [("real", self.real_weights, first)] if first else []
+        phases.append(("weighted", self.weights, num_samples - first))
+        return [(name, torch.utils.data.WeightedRandomSampler(w, n, replacement=True, generator=generator))
+                for name, w, n in phases]
 
     def _weights(self) -> np.ndarray:
         labels = self.rows["label"].to_numpy()

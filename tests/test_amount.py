@@ -72,6 +72,19 @@ def separable():
     return LabeledImages(x, y, ["h", "v"], [f"b{i}" for i in range(90)])
 
 
+def test_the_cnn_probe_can_decide_alone_and_the_record_says_which_judged(separable):
+    noise = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    choice = choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=10, probe_seeds=1,
+                          probe_classifiers="cnn")
+    assert choice.to_dict()["classifiers"] == ["cnn"] and "judged by the SmallCNN" in choice.reason
+    assert "logistic regression" not in choice.reason
+
+
+def test_a_cnn_probe_without_steps_is_refused():
+    with pytest.raises(ConfigError, match="balance.probe_steps = 0 turns off"):
+        tiny_config("balance.probe_classifiers=cnn", "balance.probe_steps=0")
+
+
 def test_auto_keeps_none_when_synthetic_images_do_not_help(separable):
     noise = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     choice = choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2)

@@ -130,3 +130,15 @@ def test_dry_run_prints_the_plan_and_an_estimate_and_writes_nothing(folder, tmp_
 
 def test_dry_run_refuses_what_the_run_would_refuse(folder, capsys):
     assert main(["run", "--data", str(folder), "--out", str(folder / "cat"), *TINY_SETS, "--dry-run"]) == 2
+
+
+def test_a_run_that_takes_no_synthetic_images_says_why_first_and_how_to_train(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "ds", {"cat": 9, "dog": 4}, size=8)
+    sets = [*TINY_SETS, "--set", 'balance.synthetic_share="auto"', "--set", "balance.probe_steps=20"]
+    assert main(["run", "--data", str(folder), "--out", str(tmp_path / "o"), *sets]) == 0
+    printed = capsys.readouterr().out
+    first = printed.lstrip().splitlines()[0]
+    assert first.startswith("No synthetic images taken: too few held-out real images") and "kept 5 candidates" in first
+    assert "ds.phase_samplers(n, deferred=0.75)" in printed
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "No synthetic images taken" in report and "Train on it:" in report

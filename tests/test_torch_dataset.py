@@ -38,3 +38,12 @@ def test_real_weights_draw_only_real_images_for_the_first_phase_of_deferred_re_w
     provenance = [batch[2] for batch in DataLoader(ds, batch_size=50, sampler=sampler)]
     assert not torch.cat([p["is_synthetic"] for p in provenance]).any()
     assert int(ds.real_weights.sum()) == 9  # 6 cat + 3 dog real images
+
+
+def test_phase_samplers_give_deferred_re_weighting_in_one_line(finished_run):
+    ds = augment.AugmentedImageFolder(finished_run, transform=lambda im: torch.zeros(1))
+    phases = ds.phase_samplers(400, deferred=0.75, generator=torch.Generator().manual_seed(0))
+    assert [(name, len(sampler)) for name, sampler in phases] == [("real", 300), ("weighted", 100)]
+    first = torch.tensor([bool(ds.rows["is_synthetic"].iloc[i]) for i in phases[0][1]])
+    assert not first.any()  # the plain phase draws real rows only
+    assert [name for name, _ in ds.phase_samplers(50)] == ["weighted"]

@@ -49,7 +49,7 @@ def _auto(cfg: Config, layout: RunLayout, scores: pd.DataFrame) -> dict:
     order = kept[np.lexsort((within[kept], cand.labels.numpy()[kept]))]
     choice = choose_share(data, cand.images[torch.from_numpy(order)], cand.labels.numpy()[order],
                           cfg.balance.synthetic_weight, cfg.seed, cfg.balance.probe_steps,
-                          cfg.balance.probe_seeds, prepare_device(cfg.train))
+                          cfg.balance.probe_seeds, prepare_device(cfg.train), cfg.balance.probe_classifiers)
     counts = np.bincount(data.labels.numpy(), minlength=data.num_classes)
     left_out = []
     for c in np.unique(cand.labels.numpy()[order]):

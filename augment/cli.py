@@ -1,4 +1,4 @@
-"""The `augment` command: `augment demo` and `augment run`.
+"""The `augment` command: `augment run`, `augment evaluate`, `augment export` and `augment demo`.
 
 Exit status: 0 success; 2 bad input or config (message on stderr, no output folder left);
 1 unexpected failure; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): rerun the same command to resume.

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from augment.atomic import read_json, write_json
 from augment.config import Config
@@ -33,7 +33,9 @@ from augment.stages import (
     summary_from_output,
 )
 from augment.stages.export import ReportSections
-from augment.train import ProgressFn
+
+if TYPE_CHECKING:  # a type alias only: the pipeline runs training through the train stage
+    from augment.train import ProgressFn
 
 T = TypeVar("T")
 

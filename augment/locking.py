@@ -56,9 +56,6 @@ def run_lock(path: str | Path, timeout: float = 0.0, stale_after: float = 6 * 36
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(me)
-            break
         except FileExistsError:
             if _stale(path, stale_after):
                 path.unlink(missing_ok=True)
@@ -67,6 +64,16 @@ def run_lock(path: str | Path, timeout: float = 0.0, stale_after: float = 6 * 36
                 raise RunLockedError(f"Another run is writing here: the lock '{path}' is held by {_holder(path)}. "
                                      "Wait for it to finish, or remove the lock file if that run is gone.") from None
             time.sleep(poll)
+            continue
+        except OSError as exc:  # a read-only, full or forbidden location: exit 2 naming it, not a traceback
+            raise as_output_error(exc, path) from exc
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+        except OSError as exc:  # created but not written (a full disk): leave nothing behind
+            path.unlink(missing_ok=True)
+            raise as_output_error(exc, path) from exc
+        break
     try:
         yield path
     finally:

@@ -53,9 +53,17 @@ def check_output_target(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"--out '{out}' exists and is not empty. Choose another path, or pass "
                           "--set out.overwrite=true to replace it once the new dataset is complete.")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"Cannot write in '{parent.resolve()}' (permission denied). Choose a writable --out.")
+    check_writable_location(out)
+
+
+def check_writable_location(out: Path) -> None:
+    """Refuse an output whose nearest existing folder above it cannot be written (read-only filesystem,
+    permissions): checked before anything is created there, the run's lock included."""
+    parent = Path(out).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write in '{parent}' (read-only or permission denied). Choose a writable --out.")
 
 
 def read_output(run: str | Path) -> tuple[dict, pd.DataFrame]:

@@ -19,6 +19,7 @@ from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
 from augment.locking import run_lock
+from augment.output import check_writable_location
 from augment.run_checks import check_not_over_data
 from augment.scheduled import point_latest
 from augment.stages import (
@@ -133,6 +134,7 @@ def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stag
     stages = stages or Stages()
     layout = RunLayout.for_output(out)
     check_not_over_data(source, layout.out, inputs)  # before the lock: it is written beside the output
+    check_writable_location(layout.out)  # a read-only location: before the lock too
     with run_lock(layout.lock, timeout=lock_timeout):
         stages.tell("load")
         if timed(layout, "load", lambda: stages.load(source, cfg, layout, inputs))["up_to_date"]:
@@ -148,6 +150,7 @@ def run_scheduled(source: str | LabeledImages, cfg: Config, out_root: str | Path
     <out_root>/<name>/latest at it."""
     stages = stages or Stages()
     check_not_over_data(source, Path(out_root) / name, inputs)  # before the lock, which goes in there
+    check_writable_location(Path(out_root) / name / ".lock")
     with run_lock(Path(out_root) / name / ".lock", timeout=lock_timeout):
         stages.tell("load")
         t0 = time.perf_counter()

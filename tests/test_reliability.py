@@ -282,3 +282,41 @@ def test_wide_features_are_projected_before_the_quality_metrics():
     inputs = MetricInputs(real, fake, np.repeat([0, 1], 10), np.repeat([0, 1], 10), 2, 0.1)
     table = quality_table(real, labels, inputs, ["a", "b"])
     assert table["frechet_distance"].notna().all()
+
+
+# ---------------------------------------------------------------- read-only places
+
+
+def test_a_read_only_parent_is_exit_2_before_anything_is_written(folder, tmp_path, capsys, monkeypatch):
+    """The parent behaves as on a read-only filesystem (root passes permission bits, not EROFS): access()
+    says no and creating a file there fails with EROFS, as the lock file's creation did (exit 1 before)."""
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    real_access, real_open = os.access, os.open
+
+    def access(p, mode):
+        return False if Path(p) == parent and mode & os.W_OK else real_access(p, mode)
+
+    def open_(p, flags, *args, **kwargs):
+        if Path(p).parent == parent and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(p))
+        return real_open(p, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "open", open_)
+    assert run("--data", str(folder), "--out", str(parent / "out"), *TINY_SETS) == 2
+    assert f"Cannot write in '{parent}'" in capsys.readouterr().err
+    assert list(parent.iterdir()) == []  # no lock, no work folder, no output
+
+
+def test_a_lock_that_cannot_be_created_is_an_output_error_not_a_traceback(tmp_path, monkeypatch):
+    import augment.locking
+    from augment.errors import OutputError
+
+    def read_only(path, flags, mode=0o777):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(augment.locking.os, "open", read_only)
+    with pytest.raises(OutputError, match="Read-only file system"):
+        with run_lock(tmp_path / ".out.lock"):
+            pass

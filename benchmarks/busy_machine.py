@@ -7,7 +7,7 @@ once, at start) trains the default model on MNIST at 28 px, batch 64, bf16 where
 reports the median images/s over timed intervals, first alone and then beside one single-threaded
 busy loop (a `yes > /dev/null`). Run it on an otherwise idle machine.
 
-    python benchmarks/busy_machine.py [--steps 60] [--repeats 3] [--settings 'all cores,auto (the default)']
+    python benchmarks/busy_machine.py [--steps 60] [--repeats 3] [--settings 'all cores,adaptive (the default)']
 
 With --phases SECONDS, each setting instead trains for three phases of that many seconds in one
 process: quiet, beside the busy loop, quiet again, and reports the median images/s of each phase (its
@@ -32,8 +32,8 @@ SETTINGS = {  # name: (environment, train.threads)
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 0),  # waiting threads sleep at once
     "one-thread": ({"OMP_NUM_THREADS": "1"}, 0),
     "passive-one-thread": ({"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}, 0),
-    "auto (the default)": ({}, "auto"),  # train.threads = 'auto': all cores but one
-    "adaptive": ({}, "adaptive"),  # train.threads = 'adaptive': the cores the other processes leave
+    "auto": ({}, "auto"),  # train.threads = 'auto': all cores but one (the default before adaptive)
+    "adaptive (the default)": ({}, "adaptive"),  # train.threads = 'adaptive': the cores other processes leave
 }
 INTERVAL = 10  # steps per timed interval
 GRACE = 5.0  # seconds of each phase left out of its median (with --phases)

@@ -33,9 +33,9 @@ from pathlib import Path
 INTERVAL = 10  # steps per timed interval
 ARMS = {  # name: the product's extra settings (None: the reference loop)
     "reference": None,
-    "classic": [],
+    "classic": [],  # the product's defaults: train.threads = 'adaptive' since it became the default
     "classic all cores": ["train.threads=0"],
-    "classic adaptive": ["train.threads=adaptive"],  # the cores other processes leave, re-read while training
+    "classic auto": ["train.threads=auto"],  # a fixed count, all cores but one (the default before 'adaptive')
     "classic fp32": ["train.precision=fp32"],
     "classic fp32 all cores": ["train.precision=fp32", "train.threads=0"],
 }

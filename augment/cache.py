@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+from augment.atomic import write_json
+from augment.checkpoint import file_sha256
 from augment.config import Config, train_settings
 from augment.fsutil import link_or_copy_tree
 from augment.variants import rules_for
@@ -42,6 +45,10 @@ def run_key(fingerprint: str, cfg: Config) -> str:
                                      sort_keys=True).encode()).hexdigest()
 
 
+SUMS = "cache-entry.json"  # in each entry: augment's version and every file's sha256
+log = logging.getLogger("augment")
+
+
 class TrainingCache:
     def __init__(self, root: str | Path):
         self.root = Path(root) / "train"
@@ -53,13 +60,39 @@ class TrainingCache:
         return (self.entry(key) / "result.json").is_file()
 
     def restore(self, key: str, train_dir: Path) -> bool:
-        """Copy (hard-link where possible) a finished training into train_dir; False on a miss."""
+        """Copy (hard-link where possible) a finished training into train_dir; False on a miss. An entry
+        whose files do not match the checksums written when it was published (truncated, edited, or from a
+        version of augment that wrote none) is removed and counts as a miss: it is trained again, never
+        loaded."""
         if not self.has(key):
+            return False
+        problem = self.check(key)
+        if problem:
+            log.warning("training cache entry %s dropped (%s); training again", key[:12], problem)
+            shutil.rmtree(self.entry(key), ignore_errors=True)
             return False
         if train_dir.exists():
             shutil.rmtree(train_dir)
         link_or_copy_tree(self.entry(key), train_dir)
+        (train_dir / SUMS).unlink(missing_ok=True)  # the cache's record, not part of the training
         return True
+
+    def check(self, key: str) -> str | None:
+        """What is wrong with an entry (None when every file matches its recorded sha256 and version)."""
+        entry = self.entry(key)
+        try:
+            sums = json.loads((entry / SUMS).read_text())
+        except (OSError, ValueError):
+            return f"no readable {SUMS}"
+        if sums.get("augment_version") != __version__:
+            return f"written by augment {sums.get('augment_version')}, this is {__version__}"
+        files = {p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file() and p.name != SUMS}
+        if files != set(sums.get("files", {})):
+            return "its files differ from those recorded"
+        for name, digest in sums["files"].items():
+            if file_sha256(entry / name) != digest:
+                return f"{name} does not match its checksum"
+        return None
 
     def publish(self, key: str, train_dir: Path) -> None:
         """Add a finished training; if another worker published the same key first, keep theirs."""
@@ -69,6 +102,8 @@ class TrainingCache:
         tmp = self.root / f".{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             link_or_copy_tree(train_dir, tmp)
+            files = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            write_json(tmp / SUMS, {"augment_version": __version__, "files": files})
             try:
                 os.rename(tmp, self.entry(key))
             except OSError:  # published concurrently by someone else

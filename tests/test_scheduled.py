@@ -91,10 +91,36 @@ def test_training_cache_is_reused_when_only_the_plan_changes(tmp_path):
     assert second["out"] != first["out"]  # another run key, another run folder
     again = stage_train(other_plan, RunLayout.for_output(second["out"]), cache=cache)
     assert again["from_cache"] and again["key"] == trained["key"]
+    assert not (RunLayout.for_output(second["out"]).train_dir / "cache-entry.json").exists()  # the cache's own
     assert run_key("f", tiny_config()) != run_key("f", other_plan)
     assert training_key("f", tiny_config()) == training_key("f", other_plan)
     assert training_key("f", tiny_config()) != training_key("f", tiny_config("train.lr=0.0005"))
     assert training_key("f", tiny_config()) == training_key("f", tiny_config("train.log_every=7"))
+
+
+@pytest.mark.parametrize("damage", ["truncated checkpoint", "no checksums (an older version)", "other version"])
+def test_a_damaged_or_foreign_cache_entry_is_trained_again_never_loaded(tmp_path, damage):
+    from augment.cache import SUMS
+
+    folder = make_image_folder(tmp_path / "ds", {"a": 5, "b": 2}, size=8)
+    cache, cfg = tmp_path / "cache", tiny_config()
+    first = stage_load_into_root(str(folder), cfg, tmp_path / "root", "ds")
+    key = stage_train(cfg, RunLayout.for_output(first["out"]), cache=cache)["key"]
+    entry = TrainingCache(cache).entry(key)
+    assert TrainingCache(cache).check(key) is None
+    if damage == "truncated checkpoint":
+        best = next(entry.rglob("best.pt"))
+        best.write_bytes(best.read_bytes()[:100])
+    elif damage == "other version":
+        sums = json.loads((entry / SUMS).read_text())
+        (entry / SUMS).write_text(json.dumps({**sums, "augment_version": "0.0.1"}))
+    else:
+        (entry / SUMS).unlink()
+    other = tiny_config('balance.sampling_strategy="target:4"')  # same training, another run folder
+    second = stage_load_into_root(str(folder), other, tmp_path / "root", "ds")
+    again = stage_train(other, RunLayout.for_output(second["out"]), cache=cache)
+    assert not again["from_cache"] and again["key"] == key  # trained again, and published afresh
+    assert TrainingCache(cache).check(key) is None
 
 
 def test_latest_pointer_moves_atomically(tmp_path):

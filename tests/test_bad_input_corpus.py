@@ -21,6 +21,33 @@ def test_cmyk_images_are_converted_and_reported(tmp_path):
     assert data.notes["source_modes"]["CMYK"] == 1 and data.channels == 3
 
 
+def test_a_photo_taken_sideways_is_read_upright_by_its_exif_orientation(tmp_path):
+    """Orientation 6 (the camera held turned): a viewer, and so augment, shows the image rotated 90 degrees."""
+    top_bright = np.zeros((8, 8, 3), np.uint8)
+    top_bright[:2] = 250  # bright top rows as stored on disk
+    im = Image.fromarray(top_bright)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8, mode="RGB")
+    im.save(tmp_path / "a" / "sideways.png", exif=exif.tobytes())
+    data = load_dataset(str(tmp_path))
+    row = data.sample_ids.index(next(i for i in data.sample_ids if "sideways" in i))
+    upright = data.images[row].float().mean(0)
+    assert upright[:, -2:].mean() > 200 and upright[:, :2].mean() < 50  # the bright edge is now on the right
+    assert data.notes["exif_rotated_upright"] == 1
+
+
+def test_progressive_jpeg_and_16_bit_png_keep_their_content(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8, mode="RGB")
+    pattern(3, 8, "RGB").save(tmp_path / "a" / "web.jpg", progressive=True, quality=95)
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # 0 .. 63,000 of 65,535
+    Image.fromarray(ramp).save(tmp_path / "b" / "scan.png")
+    data = load_dataset(str(tmp_path))
+    scan = data.images[data.sample_ids.index(next(i for i in data.sample_ids if "scan" in i))].float().mean(0)
+    assert scan.max() > 200 and scan.min() < 10 and len(scan.unique()) > 30  # scaled, not clipped to white
+    assert data.notes["source_modes"]["I;16"] == 1
+
+
 def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path):
     frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])

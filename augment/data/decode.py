@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from augment.errors import DatasetError
 
@@ -23,6 +23,7 @@ class Decoded:
     mode: str
     frames: int = 1
     shape: tuple[int, int] = (0, 0)  # (H, W) on disk, before any reduction
+    rotated: bool = False  # turned upright by its EXIF orientation tag
 
     @property
     def is_gray(self) -> bool:
@@ -53,8 +54,9 @@ def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None)
                     im.draft(im.mode, (-(-w // factor), -(-h // factor)))
                 im.load()
                 mode = im.mode
-                reduce = min(im.size) // max_side if max_side else 1
-                pixels = _to_uint8(im.reduce(reduce) if reduce >= 2 else im)
+                upright = _upright(im)
+                reduce = min(upright.size) // max_side if max_side else 1
+                pixels = _to_uint8(upright.reduce(reduce) if reduce >= 2 else upright)
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -64,7 +66,16 @@ def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None)
         size = path.stat().st_size if path.exists() else -1
         what = "is empty (0 bytes)" if size == 0 else f"cannot be decoded as an image ({type(exc).__name__}: {exc})"
         raise DatasetError(f"Image file '{path}' {what}. Remove or replace the file.") from None
-    return Decoded(pixels, mode, frames, (h, w))
+    return Decoded(pixels, mode, frames, (h, w), rotated=upright is not im)
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: a photo whose EXIF orientation says it was taken turned or mirrored is
+    turned back (a new image); any other image is returned as it is."""
+    orientation = im.getexif().get(0x0112, 1)
+    if orientation in (None, 1) or not isinstance(orientation, int):
+        return im
+    return ImageOps.exif_transpose(im)
 
 
 def _to_uint8(im: Image.Image) -> np.ndarray:

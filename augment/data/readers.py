@@ -298,6 +298,9 @@ def _decode_index(idx: FileIndex, image: ImageConfig, spec: str) -> LabeledImage
     multi = sum(d.frames > 1 for d in decoded)
     if multi:
         notes["multi_frame_first_frame_used"] = multi
+    rotated = sum(d.rotated for d in decoded)
+    if rotated:
+        notes["exif_rotated_upright"] = rotated
     modes: dict[str, int] = {}
     for d in decoded:
         modes[d.mode] = modes.get(d.mode, 0) + 1

@@ -163,6 +163,16 @@ def mixup_drw(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> Arm:
     return Arm(x, y, class_weighted=True, deferred=True, mixup=alpha)
 
 
+def chosen_arms(arms: dict[str, Arm], spec: str) -> dict[str, Arm]:
+    """The arms a benchmark's --arms names (';'-separated, as some names hold a comma), in that order;
+    ValueError naming any that is not among `arms`."""
+    wanted = [a.strip() for a in spec.split(";") if a.strip()]
+    unknown = sorted(set(wanted) - set(arms))
+    if unknown:
+        raise ValueError(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
+    return {a: arms[a] for a in wanted}
+
+
 def build_arms(x: np.ndarray, y: np.ndarray, seed: int, *, x_aug: np.ndarray | None = None,
                y_aug: np.ndarray | None = None, x_syn: np.ndarray | None = None, y_syn: np.ndarray | None = None,
                x_full: np.ndarray | None = None, y_full: np.ndarray | None = None,

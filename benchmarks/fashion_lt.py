@@ -37,6 +37,7 @@ from shared_data import FASHION_CLASSES, fashion_mnist
 from augment.data.longtail import exponential_counts, subsample_per_class
 from augment.downstream import (
     build_arms,
+    chosen_arms,
     evaluate_arms,
     mixed_source_arms,
     mixup_drw,
@@ -131,11 +132,10 @@ def main() -> None:
             share = json.loads((out / "dataset.json").read_text()).get("synthetic_share") or {}
             note = f"augment run {seconds:.0f} s, share {share.get('share')}, kept {len(kept[1])}; "
         if args.arms:
-            wanted = [a.strip() for a in args.arms.split(";")]
-            unknown = sorted(set(wanted) - set(arms))
-            if unknown:
-                sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
-            arms = {a: arms[a] for a in wanted}
+            try:
+                arms = chosen_arms(arms, args.arms)
+            except ValueError as exc:
+                sys.exit(str(exc))
         t0 = time.perf_counter()
         df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)

@@ -42,6 +42,7 @@ from augment.data.longtail import MNIST_LT_COUNTS, subsample_per_class
 from augment.downstream import (
     CLASSICAL,
     build_arms,
+    chosen_arms,
     evaluate_arms,
     gap_closed,
     paired_differences,
@@ -160,11 +161,10 @@ def main() -> None:
         arms["augmented, all kept synthetic"] = arms.pop("augmented")
         arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([w_real, w_syn]))
         if args.arms:
-            wanted = [a.strip() for a in args.arms.split(";")]
-            unknown = sorted(set(wanted) - set(arms))
-            if unknown:
-                sys.exit(f"--arms: unknown arm(s) {unknown}; the arms are {list(arms)}")
-            arms = {a: arms[a] for a in wanted}
+            try:
+                arms = chosen_arms(arms, args.arms)
+            except ValueError as exc:
+                sys.exit(str(exc))
         if args.label:
             arms = {(f"{a} [{args.label}]" if a not in CLASSICAL and not a.startswith("full") else a): arm
                     for a, arm in arms.items()}

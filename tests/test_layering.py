@@ -110,11 +110,8 @@ def test_no_stage_imports_another_stage():
 
 def test_the_config_layer_loads_without_torch_or_model_code():
     """Settings are validated through augment.variants' data, so reading a config loads no network code."""
-    code = ("import sys, augment.config; augment.config.build_config(sets=['model.variant=cgan']); "
-            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('augment.models'));"
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_no_module_loaded("import augment.config; augment.config.build_config(sets=['model.variant=cgan'])",
+                            "m == 'torch' or m.startswith('augment.models')")
 
 
 def test_every_module_imports_first_and_alone():
@@ -138,9 +135,14 @@ def test_every_module_imports_first_and_alone():
 
 
 def test_importing_augment_does_not_import_prefect():
-    code = ("import sys, augment, augment.pipeline, augment.cli, augment.demo, augment.sampler; "
-            "bad = sorted(m for m in sys.modules if m == 'prefect' or m.startswith(('prefect.', 'flows')));"
-            "print(bad); sys.exit(1 if bad else 0)")
+    assert_no_module_loaded("import augment, augment.pipeline, augment.cli, augment.demo, augment.sampler",
+                            "m == 'prefect' or m.startswith(('prefect.', 'flows'))")
+
+
+def assert_no_module_loaded(statements: str, bad_module: str) -> None:
+    """Run `statements` in a fresh interpreter; no module name `m` there may satisfy the `bad_module` test."""
+    code = f"import sys; {statements}; bad = sorted(m for m in sys.modules if {bad_module}); print(bad); " \
+           "sys.exit(1 if bad else 0)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

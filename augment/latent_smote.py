@@ -22,7 +22,7 @@ from augment.device import prepare_device
 from augment.models.latent_smote import CODE_DIM, Autoencoder, LatentSmoteGenerator
 from augment.one_shot import publish_generator
 from augment.precision import autocast_for, resolve_precision
-from augment.train import TrainFiles, TrainResult
+from augment.train_state import TrainFiles, TrainResult
 
 
 @dataclass

@@ -10,7 +10,7 @@ from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.one_shot import publish_generator
-from augment.train import TrainResult, build_networks, data_shape
+from augment.train_state import TrainResult, build_networks, data_shape
 
 
 def train_mixing(data: LabeledImages, cfg: Config, run_dir: str | Path, *, on_progress=None,

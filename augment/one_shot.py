@@ -15,7 +15,7 @@ from augment.atomic import copy_file
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.grids import save_grid
-from augment.train import (
+from augment.train_state import (
     FORMAT,
     GRID_COLUMNS,
     QualityFn,

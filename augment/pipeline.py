@@ -36,7 +36,7 @@ from augment.stages import (
 from augment.stages.export import ReportSections
 
 if TYPE_CHECKING:  # a type alias only: the pipeline runs training through the train stage
-    from augment.train import ProgressFn
+    from augment.train_state import ProgressFn
 
 T = TypeVar("T")
 

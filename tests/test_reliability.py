@@ -17,7 +17,7 @@ import pytest
 from makers import KEEP_ALL, make_image_folder
 
 import augment.atomic
-import augment.train
+import augment.train_state
 from augment.cli import main
 from augment.data.readers import load_dataset
 from augment.errors import DatasetError
@@ -122,18 +122,18 @@ def test_export_takes_the_lock_of_its_target(finished_run, tmp_path, capsys):
 
 def test_disk_full_while_marking_the_best_checkpoint_leaves_a_run_that_resumes(folder, tmp_path, monkeypatch,
                                                                               capsys):
-    real_copy = augment.train.copy_file
+    real_copy = augment.train_state.copy_file
 
     def full_disk(src, dst):  # the disk fills up between the checkpoint and best.pt
         def write(fh):
             raise OSError(errno.ENOSPC, "No space left on device")
         augment.atomic.write_atomic(dst, write)
 
-    monkeypatch.setattr(augment.train, "copy_file", full_disk)
+    monkeypatch.setattr(augment.train_state, "copy_file", full_disk)
     out = tmp_path / "out"
     assert run("--data", str(folder), "--out", str(out), *TINY_SETS) == 2
     assert "No space left" in capsys.readouterr().err and not out.exists()
-    monkeypatch.setattr(augment.train, "copy_file", real_copy)
+    monkeypatch.setattr(augment.train_state, "copy_file", real_copy)
     assert run("--data", str(folder), "--out", str(out), *TINY_SETS) == 0
     assert (out / "manifest.parquet").exists()
     assert not (tmp_path / ".out.augment-work").exists()

@@ -16,7 +16,7 @@ from augment.data.readers import load_dataset
 from augment.errors import ConfigError, as_output_error
 from augment.layout import RunLayout, scheduled_run_dir
 from augment.run_checks import check_and_plan, check_not_over_data, plan_notes
-from augment.train import training_signature
+from augment.train_state import training_signature
 
 log = logging.getLogger("augment")
 

@@ -23,7 +23,8 @@ from augment.report import write_training_figures
 from augment.score.aux_classifier import DESCRIPTION as AUX_DESCRIPTION
 from augment.score.aux_classifier import train_aux_classifier
 from augment.score.probe import PixelProbe
-from augment.train import ProgressFn, TrainResult, train
+from augment.train import train
+from augment.train_state import ProgressFn, TrainResult
 
 log = logging.getLogger("augment")
 

@@ -9,7 +9,8 @@ checkpoint); the output folder appears only when complete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -125,6 +126,17 @@ def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, exp
     return stages.export(cfg, layout)
 
 
+@contextmanager
+def guarded_lock(source: str | LabeledImages, target: Path, lock: Path, inputs: Sequence[Path],
+                 timeout: float) -> Iterator[None]:
+    """The refusals that must come before anything is written at `target`, the lock file included (an
+    output over the data or the config file; a read-only location), then the lock, held while in the block."""
+    check_not_over_data(source, target, inputs)
+    check_writable_location(lock)
+    with run_lock(lock, timeout=timeout):
+        yield
+
+
 def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stages: Stages | None = None,
                  inputs: Sequence[Path] = (), lock_timeout: float = 0.0) -> dict:
     """Load `source` and run every stage into the output folder `out`, holding the output's lock (waiting
@@ -133,9 +145,7 @@ def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stag
     demo and the Prefect flow all come through here, so every guard holds for each of them."""
     stages = stages or Stages()
     layout = RunLayout.for_output(out)
-    check_not_over_data(source, layout.out, inputs)  # before the lock: it is written beside the output
-    check_writable_location(layout.out)  # a read-only location: before the lock too
-    with run_lock(layout.lock, timeout=lock_timeout):
+    with guarded_lock(source, layout.out, layout.lock, inputs, lock_timeout):
         stages.tell("load")
         if timed(layout, "load", lambda: stages.load(source, cfg, layout, inputs))["up_to_date"]:
             stages.tell("up to date: the same data and settings produced this output before")
@@ -149,9 +159,7 @@ def run_scheduled(source: str | LabeledImages, cfg: Config, out_root: str | Path
     <out_root>/<name>/runs/<run key> (left as it is when up to date), run the stages there and point
     <out_root>/<name>/latest at it."""
     stages = stages or Stages()
-    check_not_over_data(source, Path(out_root) / name, inputs)  # before the lock, which goes in there
-    check_writable_location(Path(out_root) / name / ".lock")
-    with run_lock(Path(out_root) / name / ".lock", timeout=lock_timeout):
+    with guarded_lock(source, Path(out_root) / name, Path(out_root) / name / ".lock", inputs, lock_timeout):
         stages.tell("load")
         t0 = time.perf_counter()
         placed = stages.load_into_root(source, cfg, Path(out_root), name, inputs)

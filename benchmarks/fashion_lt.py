@@ -47,7 +47,7 @@ from augment.downstream import (
 from augment.precision import resolve_precision
 from augment.provenance import package_versions
 
-COUNTS = exponential_counts(4000, 10, 100)  # 4000, 2398, 1437, 862, 516, 309, 185, 111, 66, 40
+COUNTS = exponential_counts(4000, 10, 100)  # 4000, 2397, 1437, 861, 516, 309, 185, 111, 66, 40
 NAMES = [f"{i}-{n}" for i, n in enumerate(FASHION_CLASSES)]  # folder names that sort in class order
 GAN = ["train.threads=0", "score.cas=false", "score.detector=false"]
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 KINDS = ("float", "int", "bool", "str")
+LEFT_OUT = "share"  # reject_reason of candidates the selection kept and the amount left out
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from augment.atomic import write_bytes, write_text  # noqa: E402
-from augment.columns import histogram_columns  # noqa: E402
+from augment.columns import LEFT_OUT, histogram_columns  # noqa: E402
 
 Block = tuple  # ("h1" | "h2" | "p" | "warn", text) | ("table", DataFrame) | ("img", relpath, alt)
 MAX_CLASSES_SHOWN = 20
@@ -145,14 +145,14 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
         rows = syn[syn["class_name"] == name]
         kept = rows[rows["kept"]].sort_values("rank", kind="stable").head(per_side)  # in selection order
         if kept.empty:  # the amount took none: show what the selection kept instead of an empty side
-            kept = rows[rows["reject_reason"] == "share"].sort_values("rank", kind="stable").head(per_side)
+            kept = rows[rows["reject_reason"] == LEFT_OUT].sort_values("rank", kind="stable").head(per_side)
         rejected = rows[~rows["kept"] & ~rows.index.isin(kept.index)].head(per_side)
         for j in range(2 * per_side + 1):
             axes[r, j].axis("off")
         for j, (_, row) in enumerate(kept.iterrows()):
             axes[r, j].imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
             if not row["kept"]:
-                axes[r, j].set_title("share", fontsize=5, pad=1)
+                axes[r, j].set_title(LEFT_OUT, fontsize=5, pad=1)
         for j, (_, row) in enumerate(rejected.iterrows()):
             ax = axes[r, per_side + 1 + j]
             ax.imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)

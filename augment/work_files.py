@@ -9,12 +9,11 @@ import torch
 
 from augment.amount import synthetic_quota
 from augment.atomic import read_json
+from augment.columns import LEFT_OUT
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.generate import Synthetic
 from augment.layout import RunLayout
-
-LEFT_OUT = "share"  # reject_reason of kept candidates the amount leaves out
 
 
 def run_quota(cfg: Config, layout: RunLayout, data: LabeledImages) -> dict[str, int]:

@@ -46,7 +46,7 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
                        "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
                        "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason,
-                       "rank": sel.rank, **mix_provenance(cfg, layout, models, cand)})
+                       "rank": sel.rank, **mix_provenance(cfg, data, models, cand)})
     inputs = {"images": cand.images, "labels": labels, "ext_probs": probs, "features": feats, **df.to_dict("series")}
     for column in computed_columns():
         df[column.name] = np.asarray(column.compute(inputs))
@@ -61,12 +61,12 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
     return summary
 
 
-def mix_provenance(cfg: Config, layout: RunLayout, models: TrainedModels, cand: Synthetic) -> dict[str, np.ndarray]:
+def mix_provenance(cfg: Config, data: LabeledImages, models: TrainedModels, cand: Synthetic) -> dict[str, np.ndarray]:
     """The mix_* columns (augment.columns) for candidates of a mixing variant: both parents' sample ids and
     the content's share, recomputed from each candidate's latent; nothing for other variants."""
-    data = gan_training_images(LabeledImages.load(layout.dataset), cfg.balance.synthetic_share, cfg.seed)
     if not len(cand):
         return {}
+    data = gan_training_images(data, cfg.balance.synthetic_share, cfg.seed)  # the images the generator holds
     gan = models.gan_for(data.class_names[int(cand.labels[0])])
     if not hasattr(gan.generator, "provenance"):
         return {}

@@ -146,3 +146,25 @@ def test_auto_run_records_its_choice_and_a_rerun_reuses_it(tmp_path, monkeypatch
     assert first["setting"] == "auto" and first["holdout"] == {"cat": 2, "dog": 1}
     assert first["share"] == "0x" and "too few held-out" in first["reason"]
     assert train["runs"]["all"]["step"] == 2
+
+
+def test_a_share_that_loses_ends_the_probe_and_its_cost_is_stated(separable):
+    from makers import bars
+
+    from augment.amount import probe_cost_bound
+
+    wrong = torch.stack([torch.from_numpy(bars(0, 8, seed=100 + i)) for i in range(60)])[:, None]  # 'h' drawn as 'v'
+    choice = choose_share(separable, wrong, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2)
+    assert choice.share == 0.0 and [r["share"] for r in choice.curve] == ["0x", "0.5x"]
+    assert choice.curve[-1]["high"] <= 0 < -choice.curve[-1]["minus_none"]
+    assert "larger shares were not tried" in choice.reason
+    assert choice.cost["trainings"] == 2 and choice.cost["stopped_after"] == "0.5x"  # one logistic regression a share
+    assert "probe: 2 trainings" in choice.reason and choice.cost["trainings"] <= probe_cost_bound("logreg", 2, 0)
+
+
+def test_the_probe_cost_bound_counts_every_training_it_may_make():
+    from augment.amount import CANDIDATE_SHARES, probe_cost_bound
+
+    assert probe_cost_bound("logreg,cnn", 3, 500) == (1 + 3) * len(CANDIDATE_SHARES)
+    assert probe_cost_bound("logreg,cnn", 3, 0) == len(CANDIDATE_SHARES)  # no CNN steps: logistic regression only
+    assert probe_cost_bound("cnn", 2, 100) == 2 * len(CANDIDATE_SHARES)

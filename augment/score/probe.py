@@ -8,8 +8,11 @@ as the real ones), so a collapsed generator cannot score well.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from augment.data.labeled import LabeledImages
@@ -22,8 +25,12 @@ def pixels(images: torch.Tensor) -> np.ndarray:
 
 def fit_pixel_logreg(x: np.ndarray, y: np.ndarray, seed: int = 0, balanced: bool = True,
                      sample_weight: np.ndarray | None = None) -> LogisticRegression:
+    """Logistic regression on pixels with a fixed budget of 300 lbfgs iterations: a judge that stops where the
+    budget ends rather than at convergence, so scikit-learn's convergence warning says nothing to a user."""
     clf = LogisticRegression(max_iter=300, C=1.0, class_weight="balanced" if balanced else None, random_state=seed)
-    return clf.fit(x, y, sample_weight=sample_weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clf.fit(x, y, sample_weight=sample_weight)
 
 
 def mean_pairwise_distance(x: np.ndarray, max_n: int = 200) -> float:

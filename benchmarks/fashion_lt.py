@@ -13,6 +13,10 @@ the README says to use it. Prints mean ± std, per-class recall and paired boots
     python benchmarks/fashion_lt.py [--seeds 5] [--first-seed 0] [--no-gan] [--mix remix,cutmix,noise]
         [--mix-ratio R] [--classifiers cnn] [--cnn-steps 2000] [--set key=value ...] [--keep DIR] [--save rows.csv]
     python benchmarks/fashion_lt.py --from-csv rows_a.csv rows_b.csv
+
+With --dataset colours the same protocol runs on the procedural colour benchmark (augment.data.colour_objects,
+--size px RGB, five colour families): a long-tailed train split of 1000 down to 20 images a class (ratio 50,
+drawn afresh per seed) and a balanced test split of 500 a class (its own seed stream).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mnist_lt import load_predictions, print_paired, read_output, report, save_p
 from PIL import Image
 from shared_data import FASHION_CLASSES, fashion_mnist
 
+from augment.data import colour_objects
 from augment.data.longtail import exponential_counts, subsample_per_class
 from augment.downstream import (
     build_arms,
@@ -50,15 +55,34 @@ from augment.provenance import package_versions
 COUNTS = exponential_counts(4000, 10, 100)  # 4000, 2397, 1437, 861, 516, 309, 185, 111, 66, 40
 NAMES = [f"{i}-{n}" for i, n in enumerate(FASHION_CLASSES)]  # folder names that sort in class order
 GAN = ["train.threads=0", "score.cas=false", "score.detector=false"]
+COLOUR_COUNTS = exponential_counts(1000, len(colour_objects.CLASSES), 50)  # 1000, 376, 141, 53, 20
+COLOUR_NAMES = [f"{i}-{n}" for i, n in enumerate(colour_objects.CLASSES)]
 
 
-def write_folder(root: Path, x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> Path:
-    """The long-tailed split as a user's PNG folder: root/<class>/fmnist-<row>.png."""
-    for name in NAMES:
+def write_folder(root: Path, x: np.ndarray, y: np.ndarray, rows: np.ndarray, names: list[str] = NAMES) -> Path:
+    """The long-tailed split as a user's PNG folder: root/<class>/fmnist-<row>.png (RGB when x has 3 channels)."""
+    for name in names:
         (root / name).mkdir(parents=True, exist_ok=True)
     for r in rows:
-        Image.fromarray(x[r]).save(root / NAMES[y[r]] / f"fmnist-{r:05d}.png")
+        image = x[r] if x[r].ndim == 2 else x[r].transpose(1, 2, 0)
+        Image.fromarray(np.ascontiguousarray(image)).save(root / names[y[r]] / f"fmnist-{r:05d}.png")
     return root
+
+
+def long_tailed(dataset: str, seed: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, the long-tailed rows) of one seed; images (N, H, W) or (N, 3, H, W) uint8."""
+    if dataset == "colours":
+        x, y = colour_objects.make_split(COLOUR_COUNTS, size, seed)
+        return x, y, np.arange(len(y))
+    x_tr, y_tr = fashion_mnist("train")
+    return x_tr, y_tr, subsample_per_class(y_tr, COUNTS, seed)
+
+
+def test_split(dataset: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    if dataset == "colours":
+        return colour_objects.make_split([500] * len(colour_objects.CLASSES), size, seed=10_000)
+    x_test, y_test = fashion_mnist("t10k")
+    return x_test[:, None], y_test
 
 
 def run_cli(folder: Path, out: Path, seed: int, sets: list[str]) -> float:
@@ -88,23 +112,26 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep each seed's folder and output under this folder")
     p.add_argument("--save", type=Path, help="write every seed's rows (and predictions) here")
     p.add_argument("--from-csv", type=Path, nargs="+")
+    p.add_argument("--dataset", choices=("fashion", "colours"), default="fashion")
+    p.add_argument("--size", type=int, default=32, help="--dataset colours: image side in pixels")
     args = p.parse_args()
+    title = "Fashion-MNIST-LT" if args.dataset == "fashion" else f"Colour-objects-LT ({args.size} px RGB)"
+    counts, names = (COUNTS, NAMES) if args.dataset == "fashion" else (COLOUR_COUNTS, COLOUR_NAMES)
     classifiers = tuple(c.strip() for c in args.classifiers.split(","))
     if args.from_csv:
         rows = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
         rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
         seeds = sorted(rows["seed"].unique())
-        print(f"# Fashion-MNIST-LT rows from {', '.join(map(str, args.from_csv))}: seeds {seeds}")
+        print(f"# {title} rows from {', '.join(map(str, args.from_csv))}: seeds {seeds}")
         report(rows, tuple(c for c in classifiers if c in set(rows["classifier"])))
         predictions, y_test = load_predictions(args.from_csv)
         print_paired(rows, predictions, y_test)
         return
-    x_tr, y_tr = fashion_mnist("train")
-    x_test, y_test = fashion_mnist("t10k")
-    x_test = x_test[:, None]
+    x_test, y_test = test_split(args.dataset, args.size)
+    k = len(names)
     v = package_versions()
     sets = [*GAN, *args.sets]
-    print(f"# Fashion-MNIST-LT: {args.seeds} seed(s) from {args.first_seed}; counts {COUNTS}; device "
+    print(f"# {title}: {args.seeds} seed(s) from {args.first_seed}; counts {counts}; device "
           f"{'cuda' if torch.cuda.is_available() else 'cpu'} ({platform.machine()}, {platform.processor() or '?'}, "
           f"{torch.get_num_threads()} threads); torch {v['torch']}; augment settings "
           f"{'none (--no-gan)' if args.no_gan else sets}; downstream SmallCNN(width {args.cnn_width}), "
@@ -113,8 +140,9 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="fashion_lt_"))
     runs, predictions = [], {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        lt = subsample_per_class(y_tr, COUNTS, seed)
-        x, y = x_tr[lt][:, None], y_tr[lt]
+        x_tr, y_tr, lt = long_tailed(args.dataset, seed, args.size)
+        x, y = x_tr[lt], y_tr[lt]
+        x = x if x.ndim == 4 else x[:, None]
         arms = build_arms(x, y, seed)
         if args.mixup_alpha > 0:
             arms["mixup-DRW"] = mixup_drw(x, y, args.mixup_alpha)
@@ -123,7 +151,7 @@ def main() -> None:
         note = ""
         if not args.no_gan:
             out = root / f"seed{seed}" / "out"
-            folder = write_folder(root / f"seed{seed}" / "data", x_tr, y_tr, lt)
+            folder = write_folder(root / f"seed{seed}" / "data", x_tr, y_tr, lt, names)
             seconds = run_cli(folder, out, seed, sets)
             got = read_output(out)
             real, kept = got["real"], got["kept"]
@@ -137,7 +165,7 @@ def main() -> None:
             except ValueError as exc:
                 sys.exit(str(exc))
         t0 = time.perf_counter()
-        df = evaluate_arms(arms, x_test, y_test, 10, tail_classes(y, 10), classifiers, seed, predictions=predictions,
+        df = evaluate_arms(arms, x_test, y_test, k, tail_classes(y, k), classifiers, seed, predictions=predictions,
                            cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
         runs.append(df)
         if args.save:

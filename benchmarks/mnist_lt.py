@@ -81,9 +81,11 @@ def read_output(out: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
              "share": m[m["is_synthetic"] & (m["reject_reason"] == "share")]}
 
     def images(rows: pd.DataFrame) -> np.ndarray:
+        """(N, C, H, W) uint8, grayscale or RGB as written; an empty part takes the real images' shape."""
         if rows.empty:
-            return np.zeros((0, 1, 28, 28), np.uint8)
-        return np.stack([np.asarray(Image.open(out / p)) for p in rows["path"]])[:, None]
+            return np.zeros((0, *images(parts["real"].iloc[:1]).shape[1:]), np.uint8)
+        x = np.stack([np.asarray(Image.open(out / p)) for p in rows["path"]])
+        return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
     return {k: (images(r), r["label"].to_numpy(np.int64), r["weight"].to_numpy()) for k, r in parts.items()}
 

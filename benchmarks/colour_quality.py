@@ -44,8 +44,8 @@ from augment.score.detector import detector_accuracy
 from augment.score.metrics import MetricInputs, frechet_distance
 from augment.score.probe import mean_pairwise_distance
 from augment.stages import stage_load, stage_train
-from augment.trained import TrainedModels
 from augment.train import TrainingDiverged
+from augment.trained import TrainedModels
 
 RECIPES = {
     "acgan": [],

@@ -11,14 +11,13 @@ import torch
 
 from augment.amount import synthetic_quota
 from augment.config import Config
-from augment.data.readers import input_paths, load_dataset
+from augment.data.readers import load_dataset
 from augment.device import resolve_device
 from augment.latent_smote import AutoencoderConfig, train_autoencoder
 from augment.models import get_variant
 from augment.models.latent_smote import CODE_DIM
-from augment.output import check_not_over_inputs
 from augment.precision import resolve_precision
-from augment.run_checks import check_and_plan, plan_notes
+from augment.run_checks import check_and_plan, check_place, plan_notes
 from augment.train import new_state, step_parts, train_step
 
 TIMED_STEPS, WARMUP_STEPS = 5, 2
@@ -42,7 +41,7 @@ class DryRun:
 def dry_run(source: str, cfg: Config, out: str | Path, inputs: list[Path] | None = None) -> DryRun:
     """Validate the data, the output location and the settings as `augment run` would, time a few
     training steps on the real model and batch, and write nothing."""
-    check_not_over_inputs(Path(out), [*input_paths(source), *(inputs or [])])
+    check_place(source, Path(out), inputs or [])
     data = load_dataset(source, cfg.image, cfg.seed, cfg.data.allow_outside_root)
     plan = check_and_plan(data, cfg, Path(out))
     quota = synthetic_quota(plan, data.counts_by_name(), cfg.balance.synthetic_share)

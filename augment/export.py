@@ -22,8 +22,8 @@ from PIL import Image
 from augment.atomic import fsync_dir, fsync_file, fsync_tree, temp_name
 from augment.data.names import safe_component
 from augment.errors import ConfigError, OutputError, as_output_error
-from augment.locking import run_lock
 from augment.output import read_output
+from augment.run_checks import guarded_lock
 
 ExportWriter = Callable[[Path, Path, dict, pd.DataFrame], None]  # (run, temp target, dataset.json, rows)
 
@@ -88,14 +88,15 @@ def _check_target(run: Path, to: Path) -> None:
 
 def export_run(run: str | Path, to: str | Path, fmt: str, synthetic_only: bool = False,
                kept_only: bool = False) -> dict:
-    """Write the chosen rows of a finished run to `to` (which must not exist), holding `to`'s lock."""
+    """Write the chosen rows of a finished run to `to` (which must not exist), through the same guard as a
+    run (`guarded_lock`: not over the run, a writable place, `to`'s lock held)."""
     run, to = Path(run), Path(to)
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}. Got {fmt!r} instead.")
     writer = FORMATS[fmt].write
     _check_target(run, to)
     meta, rows = _rows(run, synthetic_only, kept_only)
-    with run_lock(to.parent / f".{to.name}.lock"):
+    with guarded_lock(None, to, to.parent / f".{to.name}.lock", [run], flag="--to"):
         _check_target(run, to)  # another export may have finished while this one waited
         tmp = temp_name(to)
         try:

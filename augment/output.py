@@ -56,14 +56,15 @@ def check_output_target(out: Path, overwrite: bool) -> None:
     check_writable_location(out)
 
 
-def check_writable_location(out: Path) -> None:
+def check_writable_location(out: Path, flag: str = "--out") -> None:
     """Refuse an output whose nearest existing folder above it cannot be written (read-only filesystem,
-    permissions): checked before anything is created there, the run's lock included."""
+    permissions): checked before anything is created there, the run's lock included. `flag` names the
+    setting in the message (--out, --to, a path argument)."""
     parent = Path(out).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"Cannot write in '{parent}' (read-only or permission denied). Choose a writable --out.")
+        raise OutputError(f"Cannot write in '{parent}' (read-only or permission denied). Choose a writable {flag}.")
 
 
 def read_output(run: str | Path) -> tuple[dict, pd.DataFrame]:
@@ -74,15 +75,15 @@ def read_output(run: str | Path) -> tuple[dict, pd.DataFrame]:
     return json.loads((run / "dataset.json").read_text()), pd.read_parquet(run / "manifest.parquet")
 
 
-def check_not_over_inputs(out: Path, inputs: Sequence[Path]) -> None:
+def check_not_over_inputs(out: Path, inputs: Sequence[Path], flag: str = "--out") -> None:
     """Refuse an output location that is, contains, or lies inside an input (a data folder, a manifest's
     folder, a config file): writing there, or replacing it with out.overwrite, would destroy the input."""
     target = Path(out).resolve()
     for given in inputs:
         inp = Path(given).resolve()
         if inp.is_relative_to(target) or target.is_relative_to(inp):
-            raise OutputError(f"--out '{out}' overlaps the input '{given}' (it is, contains or lies inside it), so "
-                              "writing the output could destroy the input. Choose an --out outside it.")
+            raise OutputError(f"{flag} '{out}' overlaps the input '{given}' (it is, contains or lies inside it), so "
+                              f"writing the output could destroy the input. Choose a {flag} outside it.")
 
 
 def clean_stale_temps(out: Path) -> list[str]:

@@ -9,8 +9,7 @@ checkpoint); the output folder appears only when complete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -19,9 +18,7 @@ from augment.atomic import read_json, write_json
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
-from augment.locking import run_lock
-from augment.output import check_writable_location
-from augment.run_checks import check_not_over_data
+from augment.run_checks import guarded_lock
 from augment.scheduled import point_latest
 from augment.stages import (
     stage_amount,
@@ -124,17 +121,6 @@ def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, exp
         return {"plan": plan, "selection": selection}
     stages.tell("export")
     return stages.export(cfg, layout)
-
-
-@contextmanager
-def guarded_lock(source: str | LabeledImages, target: Path, lock: Path, inputs: Sequence[Path],
-                 timeout: float) -> Iterator[None]:
-    """The refusals that must come before anything is written at `target`, the lock file included (an
-    output over the data or the config file; a read-only location), then the lock, held while in the block."""
-    check_not_over_data(source, target, inputs)
-    check_writable_location(lock)
-    with run_lock(lock, timeout=timeout):
-        yield
 
 
 def run_pipeline(source: str | LabeledImages, cfg: Config, out: str | Path, stages: Stages | None = None,

@@ -1,9 +1,11 @@
-"""What a run checks about its data, settings and output before any work: shared by the load stage and
-`augment run --dry-run`, so that a dry run refuses exactly what the run would."""
+"""What a run checks about its data, settings and output before any work: shared by the load stage,
+`augment run --dry-run`, the CLI, the flow, `augment export` and GANOverSampler.save, so that every face
+refuses exactly the same things (`guarded_lock` is the one entry for a place to write)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from augment.amount import auto_forecast, probe_split
@@ -12,14 +14,35 @@ from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.data.readers import input_paths
 from augment.errors import ConfigError
-from augment.output import check_not_over_inputs, check_output_target
+from augment.locking import run_lock
+from augment.output import check_not_over_inputs, check_output_target, check_writable_location
 from augment.variants import RULES, rules_for
 
 
-def check_not_over_data(source: str | LabeledImages, out: Path, inputs: Sequence[Path] = ()) -> None:
+def check_not_over_data(source: str | LabeledImages | None, out: Path, inputs: Sequence[Path] = (),
+                        flag: str = "--out") -> None:
     """The output location may not overlap the data's files (for a SPEC) nor any of `inputs` (the config
-    file). Checked before anything is written there, the run's lock included."""
-    check_not_over_inputs(Path(out), [*(input_paths(source) if isinstance(source, str) else []), *inputs])
+    file, the run an export reads). Checked before anything is written there, the run's lock included."""
+    check_not_over_inputs(Path(out), [*(input_paths(source) if isinstance(source, str) else []), *inputs], flag)
+
+
+def check_place(source: str | LabeledImages | None, target: Path, inputs: Sequence[Path] = (),
+                flag: str = "--out") -> None:
+    """Every refusal of a place to write that comes before anything is written: over an input, or in a
+    folder that cannot be written. `augment run --dry-run` and GANOverSampler.save call it alone."""
+    check_not_over_data(source, target, inputs, flag)
+    check_writable_location(target, flag)
+
+
+@contextmanager
+def guarded_lock(source: str | LabeledImages | None, target: Path, lock: Path, inputs: Sequence[Path],
+                 timeout: float = 0.0, flag: str = "--out") -> Iterator[None]:
+    """The one entry for writing at `target` (run, scheduled run, flow, export): `check_place`, the lock's
+    own folder writable, then the lock, held while in the block."""
+    check_place(source, target, inputs, flag)
+    check_writable_location(lock, flag)
+    with run_lock(lock, timeout=timeout):
+        yield
 
 
 def check_and_plan(data: LabeledImages, cfg: Config, out: Path) -> dict[str, int]:

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_array
 from augment.checkpoint import load_checkpoint
 from augment.config import build_config
 from augment.data.labeled import LabeledImages
-from augment.errors import ConfigError
+from augment.errors import ConfigError, OutputError
 from augment.generate import gan_from_state, generate
 from augment.layout import RunLayout
 from augment.pipeline import run_stages
@@ -126,14 +126,23 @@ class GANOverSampler(BaseOverSampler):
         return self._in_input_layout(self._rows(syn.images.numpy())), self.classes_[syn.labels.numpy()]
 
     def save(self, path: str | Path) -> None:
-        """The fitted generator and what `sample` needs, as plain tensors and values (no pickled objects)."""
+        """The fitted generator and what `sample` needs, as plain tensors and values (no pickled objects);
+        a place that cannot be written is refused as a run's --out is (`check_place`), nothing written."""
         from augment.atomic import write_atomic
+        from augment.errors import as_output_error
+        from augment.run_checks import check_place
 
         state = {"generator": self.generator_, "classes": self.classes_.tolist(), "scale": float(self.scale_),
                  "input_ndim": self._input_ndim, "input_shape": list(self._input_shape),
                  "params": {k: v for k, v in self.get_params().items() if k != "config"},
                  "input_dtype": str(self._input_dtype)}
-        write_atomic(path, lambda fh: torch.save(state, fh))
+        check_place(None, Path(path), flag="path")
+        if Path(path).is_dir():
+            raise OutputError(f"path '{path}' is a folder; GANOverSampler.save writes one file. Name a file in it.")
+        try:
+            write_atomic(path, lambda fh: torch.save(state, fh))
+        except OSError as exc:
+            raise as_output_error(exc, Path(path)) from exc
 
     @classmethod
     def load(cls, path: str | Path) -> GANOverSampler:

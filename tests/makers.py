@@ -87,3 +87,31 @@ def make_manifest(root: Path, rows: list[tuple[str, str]], name: str = "manifest
     else:
         df.to_parquet(out, index=False)
     return out
+
+
+def make_read_only(parent: Path, monkeypatch) -> Path:
+    """Make `parent` behave as on a read-only filesystem (root passes permission bits, not EROFS): access()
+    says no for writing, and creating a file or folder in it fails with EROFS."""
+    import errno
+    import os
+
+    parent.mkdir(parents=True, exist_ok=True)
+    real_access, real_open, real_mkdir = os.access, os.open, os.mkdir
+
+    def access(p, mode, *args, **kwargs):
+        return False if Path(p) == parent and mode & os.W_OK else real_access(p, mode, *args, **kwargs)
+
+    def open_(p, flags, *args, **kwargs):
+        if Path(p).parent == parent and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(p))
+        return real_open(p, flags, *args, **kwargs)
+
+    def mkdir(p, *args, **kwargs):
+        if Path(p).parent == parent:
+            raise OSError(errno.EROFS, "Read-only file system", str(p))
+        return real_mkdir(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    return parent

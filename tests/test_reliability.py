@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from makers import KEEP_ALL, make_image_folder
+from makers import KEEP_ALL, make_image_folder, make_read_only
 
 import augment.atomic
 import augment.train_state
@@ -288,22 +288,8 @@ def test_wide_features_are_projected_before_the_quality_metrics():
 
 
 def test_a_read_only_parent_is_exit_2_before_anything_is_written(folder, tmp_path, capsys, monkeypatch):
-    """The parent behaves as on a read-only filesystem (root passes permission bits, not EROFS): access()
-    says no and creating a file there fails with EROFS, as the lock file's creation did (exit 1 before)."""
-    parent = tmp_path / "ro"
-    parent.mkdir()
-    real_access, real_open = os.access, os.open
-
-    def access(p, mode):
-        return False if Path(p) == parent and mode & os.W_OK else real_access(p, mode)
-
-    def open_(p, flags, *args, **kwargs):
-        if Path(p).parent == parent and flags & os.O_CREAT:
-            raise OSError(errno.EROFS, "Read-only file system", str(p))
-        return real_open(p, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
-    monkeypatch.setattr(os, "open", open_)
+    """As on a read-only filesystem: the lock file's creation failed with exit 1 and a traceback before."""
+    parent = make_read_only(tmp_path / "ro", monkeypatch)
     assert run("--data", str(folder), "--out", str(parent / "out"), *TINY_SETS) == 2
     assert f"Cannot write in '{parent}'" in capsys.readouterr().err
     assert list(parent.iterdir()) == []  # no lock, no work folder, no output

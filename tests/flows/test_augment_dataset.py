@@ -73,3 +73,14 @@ def test_scheduled_flow_refuses_an_out_root_inside_its_data(folder):
     with pytest.raises(OutputError, match="overlaps the input"):
         f.augment_dataset(str(folder), out_root=str(folder / "runs"), name="pets",
                           config=tiny_config(*KEEP_ALL).to_dict())
+
+
+def test_flow_refuses_a_read_only_place_as_the_cli_does(folder, tmp_path, monkeypatch):
+    from makers import make_read_only
+
+    from augment.errors import OutputError
+
+    parent = make_read_only(tmp_path / "ro", monkeypatch)
+    with pytest.raises(OutputError, match=f"Cannot write in '{parent}'"):
+        f.augment_dataset(str(folder), str(parent / "out"), tiny_config(*KEEP_ALL).to_dict())
+    assert list(parent.iterdir()) == []

@@ -4,8 +4,8 @@
 
 A failure in one dataset does not stop the others; the flow ends Failed when any failed, and a
 table artifact (`augment-all`) says which succeeded, which failed and why. Device work is
-serialised per machine by the global concurrency limit `augment-<device>-<hostname>` (1 slot,
-created on first use; raise it with `prefect gcl update NAME --limit N`). Trainings are cached under
+serialised per machine by a kernel file lock that dies with its holder (`augment.device_slots`; one
+at a time unless `AUGMENT_DEVICE_SLOTS=N`). Trainings are cached under
 the file's `cache` folder (default <out_root>/.augment-cache), so a rerun over unchanged data and
 settings finds every output up to date and a change of plan or selection only regenerates.
 """

@@ -27,11 +27,11 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import MissingContextError
 
 from augment.config import Config, build_config, config_from_dict
 from augment.device import resolve_device
+from augment.device_slots import device_slot
 from augment.errors import AugmentError
 from augment.layout import RunLayout
 from augment.pipeline import Stages, run_pipeline, run_scheduled
@@ -70,27 +70,12 @@ def transient(task_, task_run, state) -> bool:
 STAGE = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": transient, "cache_policy": NO_CACHE}
 
 
-def device_limit(cfg: Config) -> str:
-    """Name of the global concurrency limit that serialises device work on this machine (README)."""
-    return f"augment-{resolve_device(cfg.train.device).type}-{socket.gethostname()}"
-
-
-def ensure_device_limit(cfg: Config, slots: int = 1) -> str:
-    """Create this machine's device limit (1 slot) unless it exists; an existing one is left as set."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectNotFound
-
-    name = device_limit(cfg)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
-            except Exception:  # noqa: BLE001  created concurrently by another run: fine
-                pass
-    return name
+def device_work(cfg: Config):
+    """This machine's slot for device work (`augment.device_slots`: kernel locks that die with their holder,
+    so a lost Prefect server or a killed worker never leaves the device taken)."""
+    name = f"augment-{resolve_device(cfg.train.device).type}"
+    return device_slot(name, on_wait=lambda holders: _log().info("waiting for the %s slot on %s, held by %s",
+                                                                name, socket.gethostname(), holders))
 
 
 @task(name="load", cache_policy=NO_CACHE)
@@ -126,7 +111,7 @@ def train(config: dict, out: str, cache: str | None = None) -> dict:
         logger.info("step %d/%d  d_loss %.4f  g_loss %.4f  %.0f img/s", step, total, row["d_loss"],
                     row["g_loss"], row["imgs_per_s"])
 
-    with concurrency(device_limit(cfg), occupy=1):
+    with device_work(cfg):
         result = stage_train(cfg, RunLayout.for_output(out), on_progress, cache=cache)
     update_progress_artifact(artifact, 100.0)
     if result.get("from_cache"):
@@ -147,7 +132,7 @@ def plan(config: dict, out: str) -> dict:
 @task(name="generate", **STAGE)
 def generate(config: dict, out: str, round_index: int) -> dict:
     cfg = config_from_dict(config)
-    with concurrency(device_limit(cfg), occupy=1):
+    with device_work(cfg):
         summary = stage_generate(cfg, RunLayout.for_output(out), round_index)
     _log().info("round %d: generated %s", round_index, summary["generated"])
     return summary
@@ -156,7 +141,7 @@ def generate(config: dict, out: str, round_index: int) -> dict:
 @task(name="score", **STAGE)
 def score(config: dict, out: str) -> dict:
     cfg = config_from_dict(config)
-    with concurrency(device_limit(cfg), occupy=1):
+    with device_work(cfg):
         summary = stage_score(cfg, RunLayout.for_output(out))
     _log().info("kept per class %s; short %s; rejected by %s", summary["kept"], summary["shortfall"] or "none",
                 summary["rejected_by"])
@@ -166,7 +151,7 @@ def score(config: dict, out: str) -> dict:
 @task(name="amount", **STAGE)
 def amount(config: dict, out: str) -> dict:
     cfg = config_from_dict(config)
-    with concurrency(device_limit(cfg), occupy=1):
+    with device_work(cfg):
         decision = stage_amount(cfg, RunLayout.for_output(out))
     _log().info("synthetic share %s: %s", decision["share"], decision["reason"])
     return decision
@@ -220,7 +205,6 @@ def augment_dataset(data: str, out: str | None = None, config: dict[str, Any] | 
     cfg = build_config(base=config or {})  # validates before any task runs
     if (out is None) == (out_root is None) or (out_root is not None and not name):
         raise ValueError("give either out, or out_root and name")
-    ensure_device_limit(cfg)
     stages, given = TaskStages(cache=cache), [Path(p) for p in inputs or []]
     if out is not None:
         summary = run_pipeline(data, cfg, out, stages, given, lock_timeout=lock_timeout)

@@ -48,6 +48,39 @@ def test_progressive_jpeg_and_16_bit_png_keep_their_content(tmp_path):
     assert data.notes["source_modes"]["I;16"] == 1
 
 
+@pytest.mark.parametrize("width,height", [(10_000, 1), (1, 300), (3, 3)])
+def test_a_strip_or_speck_of_an_image_is_refused_by_name(tmp_path, width, height):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8)
+    Image.new("L", (width, height), 128).save(tmp_path / "a" / "strip.png")
+    with pytest.raises(DatasetError, match=rf"strip\.png' is {width}x{height}: its shorter side is under 4 pixels"):
+        load_dataset(str(tmp_path))
+
+
+def test_a_panorama_is_cropped_to_its_centre_square_and_counted_as_resized(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8)
+    wide = np.zeros((8, 10_000), np.uint8)
+    wide[:, 4_996:5_004] = 255  # only the centre square is white
+    Image.fromarray(wide).save(tmp_path / "a" / "panorama.png")
+    data = load_dataset(str(tmp_path))
+    pano = data.images[data.sample_ids.index(next(i for i in data.sample_ids if "panorama" in i))]
+    assert pano.shape == (1, 8, 8) and pano.min() == 255
+    assert data.notes["resized"] == 1
+
+
+def test_thousands_of_classes_with_two_images_each_load_and_plan_in_seconds(tmp_path):
+    import time
+
+    from augment.dry_run import dry_run
+
+    make_image_folder(tmp_path / "ds", {f"c{i:04d}": 2 for i in range(2_000)}, size=8)
+    start = time.monotonic()
+    data = load_dataset(str(tmp_path / "ds"))
+    assert len(data.class_names) == 2_000 and data.counts() == [2] * 2_000
+    plan = dry_run(str(tmp_path / "ds"), tiny_config(), tmp_path / "out")
+    assert time.monotonic() - start < 60 and not (tmp_path / "out").exists()
+    assert len(plan.classes) == 2_000 and plan.gans == 1
+
+
 def test_animated_gif_uses_its_first_frame_and_says_so(tmp_path):
     frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from augment.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+MIN_SIDE = 4  # a shorter side below this leaves a centre square too small to hold anything to learn
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
@@ -47,6 +48,11 @@ def decode_image(path: str | Path, max_pixels: int, max_side: int | None = None)
                         "(image.max_pixels). Shrink it or raise image.max_pixels if it is genuine.")
                 if w == 0 or h == 0:
                     raise DatasetError(f"Image '{path}' has zero width or height.")
+                if min(w, h) < MIN_SIDE:
+                    raise DatasetError(
+                        f"Image '{path}' is {w}x{h}: its shorter side is under {MIN_SIDE} pixels, so the centre "
+                        "square every image is cropped to would hold almost nothing. Crop it to the object or "
+                        "remove it.")
                 frames = int(getattr(im, "n_frames", 1) or 1)
                 im.seek(0)
                 factor = min(w, h) // max_side if max_side else 1

@@ -84,3 +84,31 @@ def test_flow_refuses_a_read_only_place_as_the_cli_does(folder, tmp_path, monkey
     with pytest.raises(OutputError, match=f"Cannot write in '{parent}'"):
         f.augment_dataset(str(folder), str(parent / "out"), tiny_config(*KEEP_ALL).to_dict())
     assert list(parent.iterdir()) == []
+
+
+def test_two_scheduled_runs_of_one_dataset_never_interleave(folder, tmp_path):
+    """A second deployment on the same out_root finds the dataset's lock: it is refused naming the holder
+    (lock_timeout 0) and writes nothing, or waits for the holder and then does the work alone."""
+    import threading
+    import time
+
+    from augment.locking import RunLockedError, run_lock
+
+    root, cfg = tmp_path / "root", tiny_config(*KEEP_ALL).to_dict()
+    with run_lock(root / "pets" / ".lock"):  # another deployment is writing 'pets'
+        with pytest.raises(RunLockedError, match="held by pid"):
+            f.augment_dataset(str(folder), out_root=str(root), name="pets", config=cfg, lock_timeout=0)
+        assert sorted(p.name for p in (root / "pets").iterdir()) == [".lock"]
+
+    def hold_for_a_moment() -> None:
+        with run_lock(root / "pets" / ".lock"):
+            time.sleep(2)
+
+    holder = threading.Thread(target=hold_for_a_moment)
+    holder.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    summary = f.augment_dataset(str(folder), out_root=str(root), name="pets", config=cfg, lock_timeout=60)
+    holder.join()
+    assert time.monotonic() - start >= 1.5  # it waited for the holder before writing
+    assert len(list((root / "pets" / "runs").iterdir())) == 1 and not summary["up_to_date"]

@@ -134,6 +134,38 @@ def weighted_output(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.n
     return Arm(images, labels, weights=weights)
 
 
+def output_arms(x: np.ndarray, y: np.ndarray, x_aug: np.ndarray, y_aug: np.ndarray,
+                weights: np.ndarray) -> dict[str, Arm]:
+    """augment's output as a user trains on it, with the manifest's `weights` (real rows first): drawn by the
+    weights from the start ('augmented'); in the deferred phase of deferred re-weighting only, the first
+    phase drawing the real images uniformly; and that, finished by re-fitting the head on real images (cRT)."""
+    arms = {"augmented": weighted_output(x, y, x_aug, y_aug, weights=weights)}
+    if len(y_aug):
+        both = arms["augmented"].images, arms["augmented"].labels
+        arms["deferred re-weighting + synthetic"] = Arm(*both, weights=weights, deferred=True, early_rows=len(y))
+        arms["deferred re-weighting + synthetic, finished on real"] = Arm(
+            *both, weights=weights, deferred=True, early_rows=len(y), real_rows=len(y))
+    return arms
+
+
+def matched_noise_arms(x: np.ndarray, y: np.ndarray, y_aug: np.ndarray, weights: np.ndarray,
+                       seed: int) -> dict[str, Arm]:
+    """The noise control matched to an output: as many pure-noise images per class as it has synthetic
+    ones, each with the mean weight of its class's synthetic rows, used as output_arms uses them (so a
+    gain over it is the images' content, not their count, weights or schedule)."""
+    if not len(y_aug):
+        return {}
+    quota = {int(c): int(n) for c, n in enumerate(np.bincount(y_aug)) if n}
+    made = mix("noise", x, y, quota, seed)
+    synthetic_w = weights[len(y):]
+    per_class = {c: synthetic_w[y_aug == c].mean() for c in quota}
+    w = np.concatenate([weights[:len(y)], [per_class[int(c)] for c in made.labels]])
+    images, labels = np.concatenate([x, made.images]), np.concatenate([y, made.labels]).astype(np.int64)
+    return {"noise, as the output": Arm(images, labels, weights=w),
+            "deferred re-weighting + noise, as the output": Arm(images, labels, weights=w, deferred=True,
+                                                                early_rows=len(y))}
+
+
 def balancing_weights(labels: np.ndarray, n_real: int, synthetic_weight: float = 1.0) -> np.ndarray:
     """Per row of `labels` (the first n_real real, the rest synthetic): weights that balance the classes
     at the largest class's size, as the manifest's do."""

@@ -8,7 +8,9 @@ the full test split (1,000 a class). Arms, each with the same downstream classif
 ones (imbalanced, random oversampling, class-weighted, SMOTE, logit adjustment, deferred re-weighting),
 mixup-DRW (context, not a gate), the mixing sources of augment.mixing and the pure-noise control (each as
 augment's output is used, and in the deferred phase of deferred re-weighting), and augment's output as
-the README says to use it. Prints mean ± std, per-class recall and paired bootstrap 95% intervals.
+the README says to use it, in the deferred phase of deferred re-weighting only, and that with its head
+re-fitted on real images (cRT), beside a noise control with the output's per-class counts and weights.
+Prints mean ± std, per-class recall and paired bootstrap 95% intervals.
 
     python benchmarks/fashion_lt.py [--seeds 5] [--first-seed 0] [--no-gan] [--mix remix,cutmix,noise]
         [--mix-ratio R] [--classifiers cnn] [--cnn-steps 2000] [--set key=value ...] [--keep DIR] [--save rows.csv]
@@ -44,10 +46,11 @@ from augment.downstream import (
     build_arms,
     chosen_arms,
     evaluate_arms,
+    matched_noise_arms,
     mixed_source_arms,
     mixup_drw,
+    output_arms,
     tail_classes,
-    weighted_output,
 )
 from augment.precision import resolve_precision
 from augment.provenance import package_versions
@@ -155,10 +158,13 @@ def main() -> None:
             seconds = run_cli(folder, out, seed, sets)
             got = read_output(out)
             real, kept = got["real"], got["kept"]
-            arms["augmented"] = weighted_output(real[0], real[1], kept[0], kept[1],
-                                                weights=np.concatenate([real[2], kept[2]]))
-            share = json.loads((out / "dataset.json").read_text()).get("synthetic_share") or {}
-            note = f"augment run {seconds:.0f} s, share {share.get('share')}, kept {len(kept[1])}; "
+            weights = np.concatenate([real[2], kept[2]])
+            arms.update(output_arms(real[0], real[1], kept[0], kept[1], weights))
+            arms.update(matched_noise_arms(real[0], real[1], kept[1], weights, seed))
+            meta = json.loads((out / "dataset.json").read_text())
+            share = meta.get("synthetic_share") or {}
+            note = (f"augment run {seconds:.0f} s, share {share.get('share')}, kept {len(kept[1])}, "
+                    f"rejected by {meta.get('rejected_by')}, stage seconds {meta.get('stage_seconds')}; ")
         if args.arms:
             try:
                 arms = chosen_arms(arms, args.arms)

@@ -14,7 +14,9 @@ from augment.downstream import (
     fit_predict,
     gap_closed,
     logit_adjusted_mix,
+    matched_noise_arms,
     mixed_fill,
+    output_arms,
     paired_differences,
     smote,
     summarise,
@@ -79,6 +81,37 @@ def test_the_deferred_mix_draws_real_images_first_then_real_and_capped_synthetic
     assert arm.deferred and arm.early_rows == 12  # the plain phase: the real rows only
     assert np.bincount(arm.labels).tolist() == [10, 5]
     assert np.isclose(arm.weights[arm.labels == 0].sum(), arm.weights[arm.labels == 1].sum())  # balanced after
+
+
+def test_the_output_is_used_with_its_manifest_weights_from_the_start_or_in_the_deferred_phase_only():
+    y, y_aug = np.repeat([0, 1], [10, 2]), np.repeat([1], 4)
+    x, x_aug = np.full((12, 1, 2, 2), 7, np.uint8), np.full((4, 1, 2, 2), 200, np.uint8)
+    weights = np.concatenate([np.full(10, 0.1), np.full(2, 0.3), np.full(4, 0.1)])  # synthetic weight 1/3
+    arms = output_arms(x, y, x_aug, y_aug, weights)
+    assert set(arms) == {"augmented", "deferred re-weighting + synthetic",
+                         "deferred re-weighting + synthetic, finished on real"}
+    for arm in arms.values():
+        assert np.array_equal(arm.weights, weights) and len(arm.labels) == 16
+    late = arms["deferred re-weighting + synthetic"]
+    assert late.deferred and late.early_rows == 12 and late.real_rows is None  # first phase: real rows only
+    crt = arms["deferred re-weighting + synthetic, finished on real"]
+    assert crt.deferred and crt.real_rows == 12
+    assert set(output_arms(x, y, x_aug[:0], y_aug[:0], weights[:12])) == {"augmented"}
+
+
+def test_the_matched_noise_control_has_the_outputs_counts_weights_and_schedule_but_no_content():
+    y, y_aug = np.repeat([0, 1, 2], [10, 3, 2]), np.repeat([1, 2], [2, 5])
+    x = np.random.default_rng(0).integers(0, 256, (15, 1, 4, 4)).astype(np.uint8)
+    weights = np.concatenate([np.ones(15), np.full(2, 0.4), np.full(5, 0.2)])
+    arms = matched_noise_arms(x, y, y_aug, weights, seed=0)
+    weighted, late = arms["noise, as the output"], arms["deferred re-weighting + noise, as the output"]
+    assert np.bincount(weighted.labels[15:]).tolist() == [0, 2, 5]  # the output's synthetic count per class
+    assert np.array_equal(weighted.images[:15], x)
+    assert np.allclose(weighted.weights[15:][weighted.labels[15:] == 1], 0.4)
+    assert np.allclose(weighted.weights[15:][weighted.labels[15:] == 2], 0.2)
+    assert late.deferred and late.early_rows == 15
+    assert not any(np.array_equal(n, r) for n in weighted.images[15:] for r in x)  # noise, not copies
+    assert matched_noise_arms(x, y, y_aug[:0], weights[:15], seed=0) == {}
 
 
 def test_logit_adjustment_moves_the_boundary_towards_the_majority_class():

@@ -32,8 +32,10 @@ from augment.score.probe import fit_pixel_logreg
 # the arms without synthetic images: "best classical arm" is the best of these
 CLASSICAL = ("imbalanced", "random oversampling", "class-weighted", "smote", "logit-adjusted",
              "deferred re-weighting")
-STACKED = ("class-weighted + synthetic", "deferred re-weighting + synthetic", "augmented, finished on real")
-ARM_ORDER = (*CLASSICAL, "augmented", *STACKED, "synthetic only", "full balanced (upper bound)")
+STACKED = ("class-weighted + synthetic", "deferred re-weighting + synthetic", "augmented, finished on real",
+           "deferred re-weighting + synthetic, finished on real")
+MATCHED_NOISE = ("noise, as the output", "deferred re-weighting + noise, as the output")  # matched_noise_arms
+ARM_ORDER = (*CLASSICAL, "augmented", *STACKED, *MATCHED_NOISE, "synthetic only", "full balanced (upper bound)")
 CRT_SHARE = 0.2  # finishing on real: head re-fitting steps as a share of the arm's steps
 DEFER = 0.75  # deferred re-weighting: the share of the steps before re-weighting (Cao et al.: 160 of 200 epochs)
 

@@ -32,7 +32,15 @@ from PIL import Image
 from augment.cli import DEMO_CONFIG
 from augment.config import build_config
 from augment.data import digits_lt
-from augment.downstream import ARM_ORDER, CLASSICAL, build_arms, evaluate_arms, tail_classes, weighted_output
+from augment.downstream import (
+    ARM_ORDER,
+    CLASSICAL,
+    build_arms,
+    evaluate_arms,
+    matched_noise_arms,
+    output_arms,
+    tail_classes,
+)
 from augment.paired import paired_bootstrap_sets
 from augment.pipeline import run_pipeline
 from augment.provenance import package_versions
@@ -53,7 +61,9 @@ def one_seed(seed: int, sets: list[str], workdir: Path, predictions: dict, class
              np.zeros((0, 1, train.size, train.size), np.uint8) for rows in (real, syn))
     y, ys = real.label.to_numpy(), syn.label.to_numpy()
     arms = build_arms(x, y, seed, x_aug=xs, y_aug=ys)  # with synthetic images: the stacked arms too
-    arms["augmented"] = weighted_output(x, y, xs, ys, weights=np.concatenate([real.weight, syn.weight]))
+    weights = np.concatenate([real.weight, syn.weight])  # the manifest's: synthetic_weight included
+    arms.update(output_arms(x, y, xs, ys, weights))
+    arms.update(matched_noise_arms(x, y, ys, weights, seed))
     if wanted:  # a stacked arm is absent where the output took no synthetic image
         arms = {a: arms[a] for a in wanted if a in arms}
     df = evaluate_arms(arms, test.images.numpy(), test.labels.numpy(), train.num_classes,

@@ -242,7 +242,7 @@ def print_paired(all_runs: pd.DataFrame, predictions: dict, y_test: np.ndarray, 
 def report(all_runs: pd.DataFrame, classifiers: tuple[str, ...]) -> None:
     """Print mean ± std per arm, per-class recall and the share of the gap closed, per classifier."""
     table = summarise(all_runs)
-    print(f"\n{'classifier':10s} {'arm':34s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall (7-9)':>17s}")
+    print(f"\n{'classifier':10s} {'arm':34s} {'balanced acc':>17s} {'macro-F1':>17s} {'tail recall':>17s}")
     for _, r in table.iterrows():
         print(f"{r['classifier']:10s} {r['arm']:34s} " + " ".join(
             f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in ("balanced_accuracy", "macro_f1", "tail_recall")))

@@ -111,7 +111,7 @@ class ModelConfig:
     mode_seeking: float | str = _setting("auto", "a number from 0 to 10, or 'auto'",
                                          lambda v: v == "auto" or _num_in(0.0, 10.0)(v),
                                          "MSGAN: G's step pushes same-class images apart; 'auto': 0.1 for "
-                                         "acgan, not classic")
+                                         "acgan (1 for RGB at 64 px), not classic")
     acgan_projection: bool | str = _setting("auto", "true, false or 'auto'", lambda v: v == "auto" or _is_bool(v),
                                             "acgan: D also takes the label by projection; 'auto': on but for "
                                             "arch 'classic'")

@@ -187,17 +187,21 @@ def step_parts(cfg: Config, data: LabeledImages, st: TrainState, device: torch.d
         augment=(lambda x: diff_augment(x, policy, st.noise_gen)) if policy else (lambda x: x),
         amp=autocast_for(device, precision), G_step=G_step, D_step=D_step, batch=tc.batch_size,
         latent=cfg.model.latent_dim, n_critic=tc.critic_steps if adv.needs_gp else 1, gp_weight=tc.gp_weight,
-        r1_weight=tc.r1_weight, r1_every=tc.r1_every, mode_seeking=mode_seeking_weight(cfg.model))
+        r1_weight=tc.r1_weight, r1_every=tc.r1_every,
+        mode_seeking=mode_seeking_weight(cfg.model, data.channels, data.size))
 
 
-def mode_seeking_weight(model: ModelConfig) -> float:
-    """model.mode_seeking as a number: 'auto' is the variant's declared default (augment.variants; 0.1 for
-    acgan, docs/benchmarks.md "Mode seeking") on the 'dcgan' backbone, where it was measured, and 0 elsewhere
-    ('classic' is the write-up's recipe; wgan-gp's fakes cannot pair)."""
+def mode_seeking_weight(model: ModelConfig, channels: int, size: int) -> float:
+    """model.mode_seeking as a number: 'auto' is the variant's declared default (augment.variants; for acgan
+    0.1, and 1 for RGB at 64 px or more; docs/benchmarks.md "Mode seeking" and colour) on the 'dcgan'
+    backbone, where it was measured, and 0 elsewhere ('classic' is the write-up's recipe; wgan-gp's fakes
+    cannot pair)."""
     if model.mode_seeking != "auto":
         return float(model.mode_seeking)
-    measured = model.arch == "dcgan" and model.loss != "wgan-gp"
-    return rules_for(model.variant).auto_mode_seeking if measured else 0.0
+    if model.arch != "dcgan" or model.loss == "wgan-gp":
+        return 0.0
+    rules = rules_for(model.variant)
+    return rules.auto_mode_seeking_rgb64 if channels == 3 and size >= 64 else rules.auto_mode_seeking
 
 
 def train_step(st: TrainState, p: StepParts, ema_decay: float | None) -> StepResult:

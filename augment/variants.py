@@ -20,8 +20,9 @@ class VariantRules:
     (latent-smote's) or 'mixing' (no training: real images kept for mixing); archs: the backbones it
     builds; embed_noise / acgan_projection: whether those settings mean anything for it;
     auto_mode_seeking: model.mode_seeking 'auto' on the 'dcgan' backbone with a loss other than wgan-gp
-    (where it was measured); auto_spectral_norm: model.spectral_norm 'auto'; min_latent_dim: the latent
-    coordinates its generator reads."""
+    (where it was measured); auto_mode_seeking_rgb64: the same for RGB images of 64 px or more, where a
+    larger weight was needed for variety (docs/benchmarks.md colour); auto_spectral_norm:
+    model.spectral_norm 'auto'; min_latent_dim: the latent coordinates its generator reads."""
 
     name: str
     summary: str
@@ -33,6 +34,7 @@ class VariantRules:
     embed_noise: bool = False
     acgan_projection: bool = False
     auto_mode_seeking: float = 0.0
+    auto_mode_seeking_rgb64: float = 0.0
     auto_spectral_norm: bool = True
     min_latent_dim: int = 1
 
@@ -72,7 +74,8 @@ def variant_names() -> str:
 
 
 ACGAN = declare(VariantRules("acgan", "ACGAN: D has an auxiliary class head", archs=("dcgan", "classic"),
-                             embed_noise=True, acgan_projection=True, auto_mode_seeking=0.1))
+                             embed_noise=True, acgan_projection=True, auto_mode_seeking=0.1,
+                             auto_mode_seeking_rgb64=1.0))
 CGAN = declare(VariantRules("cgan", "conditional GAN: the label given to both networks", embed_noise=True))
 GAN_CLS = declare(VariantRules("gan-cls", "matching-aware discriminator on (image, label) pairs",
                                losses=("bce", "lsgan", "hinge"), min_classes=2))

@@ -37,6 +37,19 @@ def test_a_photo_taken_sideways_is_read_upright_by_its_exif_orientation(tmp_path
     assert data.notes["exif_rotated_upright"] == 1
 
 
+def test_a_palette_image_with_a_transparent_colour_keeps_its_colours_and_drops_the_alpha(tmp_path):
+    make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8, mode="RGB")
+    icon = Image.new("P", (8, 8), 0)
+    icon.putpalette([200, 10, 10] + [10, 10, 200] + [0, 0, 0] * 254)
+    icon.paste(1, (0, 0, 8, 4))  # top half blue, bottom half red; red is the transparent entry
+    icon.info["transparency"] = 0
+    icon.save(tmp_path / "a" / "icon.png", transparency=0)
+    data = load_dataset(str(tmp_path))
+    pixels = data.images[data.sample_ids.index(next(i for i in data.sample_ids if "icon" in i))]
+    assert pixels[:, 0, 0].tolist() == [10, 10, 200] and pixels[:, 7, 0].tolist() == [200, 10, 10]
+    assert data.notes["source_modes"]["P"] == 1 and data.channels == 3
+
+
 def test_progressive_jpeg_and_16_bit_png_keep_their_content(tmp_path):
     make_image_folder(tmp_path, {"a": 2, "b": 2}, size=8, mode="RGB")
     pattern(3, 8, "RGB").save(tmp_path / "a" / "web.jpg", progressive=True, quality=95)

@@ -275,14 +275,17 @@ def test_mode_seeking_pairs_fake_labels_and_trains_with_its_ratio_logged(two_cla
         tiny_config("model.mode_seeking=1", "model.variant=latent-smote")
 
 
-def test_mode_seeking_auto_is_on_for_acgan_only():
+def test_mode_seeking_auto_is_on_for_acgan_only_and_stronger_for_colour_at_64_px():
     from augment.train import mode_seeking_weight
     from augment.variants import ACGAN
 
-    assert mode_seeking_weight(tiny_config().model) == ACGAN.auto_mode_seeking == 0.1
+    assert mode_seeking_weight(tiny_config().model, 1, 28) == ACGAN.auto_mode_seeking == 0.1
+    assert mode_seeking_weight(tiny_config().model, 3, 32) == 0.1
+    assert mode_seeking_weight(tiny_config().model, 3, 64) == ACGAN.auto_mode_seeking_rgb64 == 1.0
+    assert mode_seeking_weight(tiny_config().model, 1, 64) == 0.1  # measured on colour only
     for other in ("model.arch=classic", "model.variant=cgan", "model.variant=latent-smote"):
-        assert mode_seeking_weight(tiny_config(other).model) == 0.0, other
-    assert mode_seeking_weight(tiny_config("model.mode_seeking=0").model) == 0.0
+        assert mode_seeking_weight(tiny_config(other).model, 3, 64) == 0.0, other
+    assert mode_seeking_weight(tiny_config("model.mode_seeking=0").model, 3, 64) == 0.0
 
 
 def test_r1_penalty_is_the_squared_gradient_norm_at_real_images():

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,17 +21,22 @@ with device_slot("augment-test"):
 """
 
 
-def hold_in_another_process(env) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD], env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+@contextmanager
+def held_in_another_process():
+    """A process that holds one slot until it is killed (at the latest when the block ends)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD], env={**os.environ}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_killed_holder_frees_the_slot_and_the_waiter_was_told_who_held_it(tmp_path, monkeypatch):
     monkeypatch.setenv("AUGMENT_LOCK_DIR", str(tmp_path))
-    holder = hold_in_another_process({**os.environ})
     told = []
-    try:
+    with held_in_another_process() as holder:
         def kill_the_holder(holders: str) -> None:
             told.append(holders)
             os.kill(holder.pid, signal.SIGKILL)  # no cleanup runs: the kernel releases the lock
@@ -40,21 +46,14 @@ def test_a_killed_holder_frees_the_slot_and_the_waiter_was_told_who_held_it(tmp_
             assert slot == 0
         assert time.monotonic() - start < 30
         assert told == [f"pid {holder.pid}"]
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_two_slots_let_two_hold_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("AUGMENT_LOCK_DIR", str(tmp_path))
     monkeypatch.setenv("AUGMENT_DEVICE_SLOTS", "2")
-    holder = hold_in_another_process({**os.environ})
-    try:
+    with held_in_another_process():
         with device_slot("augment-test", on_wait=lambda h: pytest.fail(f"waited on {h}")) as slot:
             assert slot == 1
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_bad_slot_count_is_refused_by_name(tmp_path, monkeypatch):

@@ -18,12 +18,15 @@ from augment.score.cnn import SmallCNN, to_input
 
 @dataclass
 class Inversion:
-    """The encoder (uint8 images in, latent codes out) and how well it inverts the generator: the mean squared
-    error of E(G(z, y)) against z on fresh samples, as a share of var(z) = 1 (0: exact, 1: no better than 0)."""
+    """The encoder (uint8 images in, latent codes out) and how well it inverts the generator on fresh samples:
+    `fit_error`, the mean squared error of E(G(z, y)) against z as a share of var(z) = 1 (0: exact, 1: no
+    better than 0; coordinates G ignores cannot be recovered), and `pixel_error`, that of G(E(x), y) against
+    x = G(z, y) as a share of the pixel variance between samples (what a re-drawn image keeps)."""
 
     encoder: nn.Module
     latent_dim: int
     fit_error: float
+    pixel_error: float
 
 
 def _fakes(gan: LoadedGAN, n: int, num_classes: int, gen: torch.Generator, device: torch.device
@@ -35,28 +38,65 @@ def _fakes(gan: LoadedGAN, n: int, num_classes: int, gen: torch.Generator, devic
     return z, y, x
 
 
+def _in_tanh_range(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return to_input(x, device).mul(2).sub(1)  # the generator's output range, [-1, 1]
+
+
 def train_encoder(gan: LoadedGAN, num_classes: int, *, steps: int = 1000, batch: int = 128, width: int = 32,
-                  seed: int = 0, device: torch.device | str = "cpu") -> Inversion:
-    """Fit E on the generator's own images (a fresh batch each step, labels uniform) to regress their
-    latent vectors; the generator stays fixed."""
+                  seed: int = 0, real: tuple[torch.Tensor, torch.Tensor] | None = None, pixel_weight: float = 1.0,
+                  device: torch.device | str = "cpu") -> Inversion:
+    """Fit E on the generator's own images (a fresh batch each step, labels uniform) to regress their latent
+    vectors, plus `pixel_weight` x the pixel error of re-drawing them, G(E(x), y) against x. With `real`
+    (uint8 images, labels), real images are re-drawn too (in-domain inversion: codes that reproduce the
+    data, not only G's samples). The generator stays fixed; gradients pass through it to E."""
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     channels = gan.generator(torch.zeros(1, gan.latent_dim, device=device),
                              torch.zeros(1, dtype=torch.long, device=device)).shape[1]
     encoder = SmallCNN(channels, gan.latent_dim, width).to(device)
+    frozen = [p for p in gan.generator.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     opt = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+    real_draw = torch.Generator().manual_seed(seed + 2)
     for _ in range(steps):
-        z, _, x = _fakes(gan, batch, num_classes, gen, device)
-        loss = nn.functional.mse_loss(encoder(to_input(x, device)), z)
+        z, y, x = _fakes(gan, batch, num_classes, gen, device)
+        code = encoder(to_input(x, device))
+        loss = nn.functional.mse_loss(code, z)
+        if pixel_weight:
+            loss = loss + pixel_weight * nn.functional.mse_loss(gan.generator(code, y), _in_tanh_range(x, device))
+            if real is not None:
+                pick = torch.randint(len(real[1]), (batch,), generator=real_draw)
+                xr, yr = real[0][pick], real[1][pick].to(device)
+                drawn = gan.generator(encoder(to_input(xr, device)), yr)
+                loss = loss + pixel_weight * nn.functional.mse_loss(drawn, _in_tanh_range(xr, device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    for p in frozen:
+        p.requires_grad_(True)
     encoder.eval()
-    z, _, x = _fakes(gan, 1024, num_classes, gen, device)
+    z, y, x = _fakes(gan, 1024, num_classes, gen, device)
     with torch.no_grad():
-        error = float(nn.functional.mse_loss(encoder(to_input(x, device)), z))
-    return Inversion(encoder, gan.latent_dim, error)
+        code = encoder(to_input(x, device))
+        error = float(nn.functional.mse_loss(code, z))
+        target = _in_tanh_range(x, device)
+        spread = float(target.var(dim=0).mean())
+        pixel = float(nn.functional.mse_loss(gan.generator(code, y), target)) / max(spread, 1e-12)
+    return Inversion(encoder, gan.latent_dim, error, pixel)
+
+
+@torch.no_grad()
+def redraw_error(gan: LoadedGAN, inv: Inversion, images: torch.Tensor, labels: torch.Tensor,
+                 device: torch.device | str = "cpu") -> float:
+    """G(E(x), y) against x for images of their own class, as a share of the pixel variance between them
+    (0: reproduced, 1: no closer than the mean image)."""
+    device = torch.device(device)
+    target = _in_tanh_range(images, device)
+    z = torch.from_numpy(codes(inv, images, device)).float().to(device)
+    drawn = gan.generator(z, labels.to(device))
+    return float(nn.functional.mse_loss(drawn, target)) / max(float(target.var(dim=0).mean()), 1e-12)
 
 
 @torch.no_grad()

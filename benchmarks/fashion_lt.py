@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from mnist_lt import load_predictions, print_paired, read_output, report, save_predictions
+from mnist_lt import evaluate_seed, load_predictions, print_paired, read_output, report
 from PIL import Image
 from shared_data import FASHION_CLASSES, fashion_mnist
 
@@ -45,7 +45,6 @@ from augment.data.longtail import exponential_counts, subsample_per_class
 from augment.downstream import (
     build_arms,
     chosen_arms,
-    evaluate_arms,
     matched_noise_arms,
     mixed_source_arms,
     mixup_drw,
@@ -170,15 +169,8 @@ def main() -> None:
                 arms = chosen_arms(arms, args.arms)
             except ValueError as exc:
                 sys.exit(str(exc))
-        t0 = time.perf_counter()
-        df = evaluate_arms(arms, x_test, y_test, k, tail_classes(y, k), classifiers, seed, predictions=predictions,
-                           cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
-        runs.append(df)
-        if args.save:
-            pd.concat(runs, ignore_index=True).to_csv(args.save, index=False)
-            save_predictions(predictions, y_test, args.save)
-        print(f"seed {seed}: {note}arms {time.perf_counter() - t0:.0f} s; " + ", ".join(
-            f"{r['arm']} {r['balanced_accuracy']:.4f}" for _, r in df.iterrows()), flush=True)
+        evaluate_seed(arms, x_test, y_test, k, tail_classes(y, k), classifiers, seed, runs, predictions, args.save,
+                      note, cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
     all_runs = pd.concat(runs, ignore_index=True)
     report(all_runs, classifiers)
     print_paired(all_runs, predictions, y_test)

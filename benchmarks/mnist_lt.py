@@ -201,6 +201,22 @@ def save_predictions(predictions: dict, y_test: np.ndarray, csv: Path) -> None:
     np.savez_compressed(Path(csv).with_suffix(".predictions.npz"), y_test=y_test, **arrays)
 
 
+def evaluate_seed(arms: dict, x_test: np.ndarray, y_test: np.ndarray, k: int, tail: list[int],
+                  classifiers: tuple[str, ...], seed: int, runs: list, predictions: dict, save: Path | None,
+                  note: str = "", **cnn_kw) -> pd.DataFrame:
+    """Evaluate one seed's arms, add its rows to `runs`, save every row so far (and the predictions) to
+    `save`, and print a line; a run cut short keeps its finished seeds."""
+    t0 = time.perf_counter()
+    df = evaluate_arms(arms, x_test, y_test, k, tail, classifiers, seed, predictions=predictions, **cnn_kw)
+    runs.append(df)
+    if save:
+        pd.concat(runs, ignore_index=True).to_csv(save, index=False)
+        save_predictions(predictions, y_test, save)
+    print(f"seed {seed}: {note}arms {time.perf_counter() - t0:.0f} s; " + ", ".join(
+        f"{r['arm']} {r['balanced_accuracy']:.4f}" for _, r in df.iterrows()), flush=True)
+    return df
+
+
 def load_predictions(csvs: list[Path]) -> tuple[dict, np.ndarray | None]:
     predictions, y_test = {}, None
     for csv in csvs:

@@ -27,13 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 from inversion_gate import training_split
-from mnist_lt import load_predictions, print_paired, report, save_predictions
+from mnist_lt import evaluate_seed, load_predictions, print_paired, report
 
 from augment.config import build_config
 from augment.downstream import (
     Arm,
     balancing_weights,
-    evaluate_arms,
     matched_noise_arms,
     random_oversample,
     tail_classes,
@@ -138,15 +137,8 @@ def main() -> None:
             arms, y, note = one_seed(args.dataset, seed, args.share, args.synthetic_weight, args.sets,
                                      args.encoder_steps, tmp)
             k = int(max(y.max(), y_test.max())) + 1
-            t0 = time.perf_counter()
-            df = evaluate_arms(arms, x_test, y_test, k, tail_classes(y, k), ("cnn",), seed, predictions=predictions,
-                               cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
-            runs.append(df)
-            if args.save:
-                pd.concat(runs, ignore_index=True).to_csv(args.save, index=False)
-                save_predictions(predictions, y_test, args.save)
-            print(f"seed {seed}: {note}; arms {time.perf_counter() - t0:.0f} s; " + ", ".join(
-                f"{r['arm']} {r['balanced_accuracy']:.4f}" for _, r in df.iterrows()), flush=True)
+            evaluate_seed(arms, x_test, y_test, k, tail_classes(y, k), ("cnn",), seed, runs, predictions, args.save,
+                          f"{note}; ", cnn_steps=args.cnn_steps, cnn_width=args.cnn_width)
     all_runs = pd.concat(runs, ignore_index=True)
     report(all_runs, ("cnn",))
     print_paired(all_runs, predictions, y_test)

@@ -38,7 +38,8 @@ def augment_all(config_path: str):
             logger.error("%s: not run, bad settings: %s", job.name, job.error)
             continue
         state = augment_dataset.with_options(flow_run_name=f"augment-{job.name}")(
-            job.data, config=job.config, out_root=job.out_root, name=job.name, cache=cache, return_state=True)
+            job.data, config=job.config, out_root=job.out_root, name=job.name, cache=cache,
+            inputs=[config_path], return_state=True)
         seconds = round(time.perf_counter() - t0, 1)
         if state.is_completed():
             s = state.result()

@@ -45,3 +45,19 @@ def test_rerun_over_unchanged_data_is_up_to_date(tmp_path):
     assert first[0]["status"] == "done" and second[0]["status"] == "up to date"
     assert second[0]["out"] == first[0]["out"]
     assert len(list((tmp_path / "runs" / "good" / "runs").iterdir())) == 1
+
+
+def test_a_dataset_whose_output_folder_holds_the_datasets_file_is_refused(tmp_path, tmp_path_factory):
+    """The datasets file is an input, as --config is for `augment run`: a dataset whose <out_root>/<name>
+    folder holds it is refused before anything is written there; the other datasets run."""
+    good = make_image_folder(tmp_path_factory.mktemp("data") / "good", {"a": 5, "b": 2}, size=8)
+    config = write_config(tmp_path, f'[[datasets]]\nname = "good"\ndata = "{good}"\n'
+                                    f'[[datasets]]\nname = "{tmp_path.name}"\ndata = "{good}"\n'
+                                    f'out_root = "{tmp_path.parent}"\n')  # its <out_root>/<name> is tmp_path
+    before = sorted(p.name for p in tmp_path.iterdir())
+    state = augment_all(str(config), return_state=True)
+    rows = {r["dataset"]: r for r in state.result(raise_on_failure=False)}
+    assert rows["good"]["status"] == "done"
+    refused = rows[tmp_path.name]
+    assert refused["status"] == "failed" and "overlaps the input" in refused["why"], refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "runs"])  # only good's runs/ appeared

@@ -136,7 +136,7 @@ def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int,
     jobs = [(c, start.get(c, 0) + b, min(batch_size, n - b))
             for c, n in sorted(counts.items()) if n > 0 for b in range(0, n, batch_size)]
     if not jobs:
-        return Synthetic.empty(*_shape_of(gan), seed)
+        return Synthetic.empty(*shape_of(gan), seed)
     out: torch.Tensor | None = None  # the host result, allocated once and filled in place
     filled = 0
     pending: list[torch.Tensor] = []
@@ -172,7 +172,8 @@ def generate(gan: LoadedGAN, counts: dict[int, int], seed: int, start: dict[int,
     return Synthetic(out, labels, idx, torch.full_like(labels, round_index), seed)
 
 
-def _shape_of(gan: LoadedGAN) -> tuple[int, int]:
+def shape_of(gan: LoadedGAN) -> tuple[int, int]:
+    """(channels, side) of the generator's images."""
     # a mixing variant's generator has buffers only
     device = next(iter([*gan.generator.parameters(), *gan.generator.buffers()])).device
     z = torch.zeros(1, gan.latent_dim, device=device)

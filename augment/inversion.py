@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from augment.generate import LoadedGAN
+from augment.generate import LoadedGAN, shape_of
 from augment.grids import to_uint8
 from augment.score.cnn import SmallCNN, to_input
 
@@ -42,6 +42,11 @@ def _in_tanh_range(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return to_input(x, device).mul(2).sub(1)  # the generator's output range, [-1, 1]
 
 
+def _share_of_spread(drawn: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean squared error of drawn against target as a share of the target's pixel variance between images."""
+    return float(nn.functional.mse_loss(drawn, target)) / max(float(target.var(dim=0).mean()), 1e-12)
+
+
 def train_encoder(gan: LoadedGAN, num_classes: int, *, steps: int = 1000, batch: int = 128, width: int = 32,
                   seed: int = 0, real: tuple[torch.Tensor, torch.Tensor] | None = None, pixel_weight: float = 1.0,
                   device: torch.device | str = "cpu") -> Inversion:
@@ -52,9 +57,7 @@ def train_encoder(gan: LoadedGAN, num_classes: int, *, steps: int = 1000, batch:
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed + 1)
-    channels = gan.generator(torch.zeros(1, gan.latent_dim, device=device),
-                             torch.zeros(1, dtype=torch.long, device=device)).shape[1]
-    encoder = SmallCNN(channels, gan.latent_dim, width).to(device)
+    encoder = SmallCNN(shape_of(gan)[0], gan.latent_dim, width).to(device)
     frozen = [p for p in gan.generator.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -81,9 +84,7 @@ def train_encoder(gan: LoadedGAN, num_classes: int, *, steps: int = 1000, batch:
     with torch.no_grad():
         code = encoder(to_input(x, device))
         error = float(nn.functional.mse_loss(code, z))
-        target = _in_tanh_range(x, device)
-        spread = float(target.var(dim=0).mean())
-        pixel = float(nn.functional.mse_loss(gan.generator(code, y), target)) / max(spread, 1e-12)
+        pixel = _share_of_spread(gan.generator(code, y), _in_tanh_range(x, device))
     return Inversion(encoder, gan.latent_dim, error, pixel)
 
 
@@ -93,10 +94,8 @@ def redraw_error(gan: LoadedGAN, inv: Inversion, images: torch.Tensor, labels: t
     """G(E(x), y) against x for images of their own class, as a share of the pixel variance between them
     (0: reproduced, 1: no closer than the mean image)."""
     device = torch.device(device)
-    target = _in_tanh_range(images, device)
     z = torch.from_numpy(codes(inv, images, device)).float().to(device)
-    drawn = gan.generator(z, labels.to(device))
-    return float(nn.functional.mse_loss(drawn, target)) / max(float(target.var(dim=0).mean()), 1e-12)
+    return _share_of_spread(gan.generator(z, labels.to(device)), _in_tanh_range(images, device))
 
 
 @torch.no_grad()
@@ -122,10 +121,10 @@ def class_leakage(train_codes: np.ndarray, train_labels: np.ndarray, test_codes:
 
 
 @torch.no_grad()
-def restyle(gan: LoadedGAN, inv: Inversion, images: torch.Tensor, target: int,
+def restyle(gan: LoadedGAN, inv: Inversion, images: torch.Tensor, target: int | torch.Tensor,
             device: torch.device | str = "cpu") -> torch.Tensor:
-    """G(E(x), target) for uint8 images x of any class: the target class drawn with each image's code (the
-    transfer the issue names); uint8 (N, C, H, W)."""
+    """G(E(x), target) for uint8 images x of any class: the target class (one for all, or one per image)
+    drawn with each image's code (the transfer the issue names); uint8 (N, C, H, W)."""
     z = torch.from_numpy(codes(inv, images, device)).float().to(device)
-    y = torch.full((len(z),), target, dtype=torch.long, device=device)
+    y = torch.as_tensor(target, dtype=torch.long, device=device).expand(len(z))
     return to_uint8(gan.generator(z, y)).cpu()

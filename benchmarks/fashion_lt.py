@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from mnist_lt import evaluate_seed, load_predictions, print_paired, read_output, report
+from mnist_lt import evaluate_seed, print_paired, read_output, report, report_saved
 from PIL import Image
 from shared_data import FASHION_CLASSES, fashion_mnist
 
@@ -121,13 +121,7 @@ def main() -> None:
     counts, names = (COUNTS, NAMES) if args.dataset == "fashion" else (COLOUR_COUNTS, COLOUR_NAMES)
     classifiers = tuple(c.strip() for c in args.classifiers.split(","))
     if args.from_csv:
-        rows = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
-        rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
-        seeds = sorted(rows["seed"].unique())
-        print(f"# {title} rows from {', '.join(map(str, args.from_csv))}: seeds {seeds}")
-        report(rows, tuple(c for c in classifiers if c in set(rows["classifier"])))
-        predictions, y_test = load_predictions(args.from_csv)
-        print_paired(rows, predictions, y_test)
+        report_saved(args.from_csv, title, classifiers)
         return
     x_test, y_test = test_split(args.dataset, args.size)
     k = len(names)

@@ -34,7 +34,6 @@ from augment.config import build_config
 from augment.data import LabeledImages
 from augment.data.readers import digits_lt
 from augment.generate import generate, load_gan
-from augment.grids import to_uint8
 from augment.inversion import class_leakage, codes, redraw_error, restyle, train_encoder
 from augment.provenance import package_versions
 from augment.score import cnn
@@ -76,9 +75,7 @@ def one_recipe(name: str, gan, data: LabeledImages, judge, seed: int, encoder_st
     c_fake = codes(inv, own.images)
     norm = float(np.linalg.norm(c, axis=1).mean() / np.sqrt(inv.latent_dim))
     norm_fake = float(np.linalg.norm(c_fake, axis=1).mean() / np.sqrt(inv.latent_dim))
-    z = torch.from_numpy(c).float()
-    with torch.no_grad():
-        self_drawn = to_uint8(gan.generator(z, data.labels))
+    self_drawn = restyle(gan, inv, data.images, data.labels)
     self_read = float((cnn.predict(judge, self_drawn)[0].argmax(1) == labels).mean())
     order = np.argsort(counts)
     tail, head = order[:3], np.flatnonzero(counts > np.median(counts))

@@ -217,6 +217,16 @@ def evaluate_seed(arms: dict, x_test: np.ndarray, y_test: np.ndarray, k: int, ta
     return df
 
 
+def report_saved(csvs: list[Path], title: str, classifiers: tuple[str, ...]) -> None:
+    """--from-csv: the summary and paired intervals of rows (and predictions) saved by earlier runs."""
+    rows = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
+    rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
+    print(f"# {title} rows from {', '.join(map(str, csvs))}: seeds {sorted(int(s) for s in rows['seed'].unique())}")
+    report(rows, tuple(c for c in classifiers if c in set(rows["classifier"])))
+    predictions, y_test = load_predictions(csvs)
+    print_paired(rows, predictions, y_test)
+
+
 def load_predictions(csvs: list[Path]) -> tuple[dict, np.ndarray | None]:
     predictions, y_test = {}, None
     for csv in csvs:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 from inversion_gate import training_split
-from mnist_lt import evaluate_seed, load_predictions, print_paired, report
+from mnist_lt import evaluate_seed, print_paired, report, report_saved
 
 from augment.config import build_config
 from augment.downstream import (
@@ -80,14 +80,13 @@ def one_seed(dataset: str, seed: int, share: float, synthetic_weight: float, set
     own = generate(gan, quota, seed=seed)
     made["GAN samples"] = own.images.numpy(), own.labels.numpy().astype(np.int64)
     arms = {"random oversampling": Arm(*random_oversample(x, y, seed))}
+    weights = {}
     for name, (xs, ys) in made.items():
         images, labels = np.concatenate([x, xs]), np.concatenate([y, ys]).astype(np.int64)
-        w = balancing_weights(labels, len(y), synthetic_weight)
+        w = weights[name] = balancing_weights(labels, len(y), synthetic_weight)
         arms[f"{name}, weighted"] = Arm(images, labels, weights=w)
         arms[f"deferred re-weighting + {name}"] = Arm(images, labels, weights=w, deferred=True, early_rows=len(y))
-    labels = np.concatenate([y, made["transfer"][1]])
-    arms.update(matched_noise_arms(x, y, made["transfer"][1], balancing_weights(labels, len(y), synthetic_weight),
-                                   seed))
+    arms.update(matched_noise_arms(x, y, made["transfer"][1], weights["transfer"], seed))
     note = (f"GAN {result.step} steps {gan_s:.0f} s, encoder {enc_s:.0f} s (fit error {inv.fit_error:.3f}, "
             f"pixel error {inv.pixel_error:.3f}), {sum(quota.values())} images per source")
     return arms, y, note
@@ -108,11 +107,7 @@ def main() -> None:
     p.add_argument("--from-csv", type=Path, nargs="+")
     args = p.parse_args()
     if args.from_csv:
-        rows = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
-        rows["per_class_recall"] = rows["per_class_recall"].map(__import__("json").loads)
-        report(rows, ("cnn",))
-        predictions, y_test = load_predictions(args.from_csv)
-        print_paired(rows, predictions, y_test)
+        report_saved(args.from_csv, f"transfer through the generator, {args.dataset}-LT", ("cnn",))
         return
     if args.dataset == "fashion":
         from fashion_lt import test_split

@@ -61,6 +61,28 @@ def threads_for(free_cores: float, most: int) -> int:
     return max(1, min(most, round(free_cores - 1e-9)))
 
 
+def threads_now(most: int, window: float = 0.2, read_busy: Callable[[], float | None] | None = None,
+                cores_here: int | None = None, own_cpu: Callable[[], float] = time.process_time,
+                sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.perf_counter
+                ) -> int | None:
+    """The thread count the other processes' load over the next `window` seconds leaves room for (as
+    `threads_for`), or None where the load cannot be read. A stage starts at it, so that a quiet machine
+    is used whole from its first step instead of after the governor's first windows."""
+    if read_busy is None:
+        cpus = allowed_cpus()
+        cores_here = len(cpus)
+        read_busy = lambda: busy_cpu_seconds(cpus)  # noqa: E731
+    before, own0, t0 = read_busy(), own_cpu(), clock()
+    if before is None:
+        return None
+    sleep(window)
+    after, own1, t1 = read_busy(), own_cpu(), clock()
+    if after is None or t1 <= t0:
+        return None
+    others = max(0.0, (after - before - (own1 - own0)) / (t1 - t0))
+    return threads_for(cores_here - others, most)
+
+
 @dataclass
 class ThreadGovernor:
     """Call `tick()` once per training step; every `interval` seconds it reads the load of the other

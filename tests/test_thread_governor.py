@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from augment.thread_governor import ThreadGovernor, allowed_cpus, busy_cpu_seconds, threads_for
+from augment.thread_governor import ThreadGovernor, allowed_cpus, busy_cpu_seconds, threads_for, threads_now
 
 
 class Machine:
@@ -98,3 +98,37 @@ def test_an_unreadable_load_leaves_the_thread_count_alone(tmp_path):
     for _ in range(10):
         g.tick()
     assert g.history == [[0.0, 1]]
+
+
+def test_a_stage_starts_at_the_cores_the_other_processes_leave():
+    def now(others: float) -> int | None:
+        load = iter([10.0, 10.0 + 0.2 * (others + 0.05)])  # over 0.2 s: the others' cores plus a little of ours
+        clock = iter([0.0, 0.2])
+        own = iter([1.0, 1.01])
+        return threads_now(2, read_busy=lambda: next(load), cores_here=2, own_cpu=lambda: next(own),
+                           sleep=lambda s: None, clock=lambda: next(clock))
+
+    assert now(0.0) == 2  # a quiet machine is used whole from the first step
+    assert now(1.0) == 1  # one busy process keeps its core
+    assert threads_now(2, read_busy=lambda: None, cores_here=2, sleep=lambda s: None) is None
+
+
+def test_the_stages_after_training_follow_the_load_when_threads_are_adaptive(monkeypatch):
+    """The judge's, the probe's and CAS's trainings run under the same policy as the GAN's."""
+    from augment import device as dev
+    from augment.config import build_config
+
+    monkeypatch.setattr(dev, "ALL_CORES", 2)
+    monkeypatch.setattr(dev, "threads_now", lambda most: 2)  # as on a quiet machine
+    monkeypatch.setattr("augment.thread_governor.allowed_cpus", lambda: {0, 1})
+    monkeypatch.setattr("augment.thread_governor.busy_cpu_seconds", lambda cpus: 1.0)
+    before = torch.get_num_threads()
+    try:
+        dev.prepare_device(build_config(sets=["train.threads=adaptive", "train.device=cpu"]).train)
+        assert torch.get_num_threads() == 2
+        governor = dev.loop_governor("cpu")
+        assert governor is not None and governor.threads == 2
+        dev.prepare_device(build_config(sets=["train.threads=auto", "train.device=cpu"]).train)
+        assert dev.loop_governor("cpu") is None and torch.get_num_threads() == 1  # fixed: repeatable bit for bit
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from augment.data.batches import BatchSampler
+from augment.device import loop_governor
 from augment.diffaugment import translation
 from augment.precision import autocast_for
 
@@ -100,8 +101,11 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     switch = int(round(defer * steps))
     batch = min(batch_size, max(2, len(y_all)))
     amp = autocast_for(device, precision)
+    governor = loop_governor(device)  # train.threads = 'adaptive' in a run: follow the load, as GAN training does
     model.train()
     for step in range(steps):
+        if governor is not None:
+            governor.tick()
         deferred = step < switch
         idx = (early if deferred else late)(batch)
         x = augment_batch(x_all[idx].float().div_(255.0), augmentation, gen)

@@ -1,13 +1,14 @@
 """How much synthetic data a run adds: per-class quotas from balance.synthetic_share, per-row weights that
 balance the classes in expectation, and, for 'auto', the share chosen on held-out real images.
 
-The 'auto' probe holds out the external classifier's stratified split of the real images, trains logistic
-regression on pixels (and the SmallCNN recipe, `balance.probe_steps`) on the rest plus each candidate share of
-the kept synthetic images, weighted to balance the classes, and keeps the largest share whose held-out
-balanced accuracy beats none (weights only) by more than its paired bootstrap interval (probe seeds and held-
-out images resampled, Bonferroni-widened for the four shares) while neither probe classifier loses; otherwise
-none. Shares are tried smallest first, and one that loses to none with no gain in its interval ends the probe
-(a larger share of the same images is not tried): its cost, at most `probe_cost_bound` trainings, is recorded
+The 'auto' probe holds out the external classifier's stratified split of the real images, trains the kind of
+classifier users train on images (the SmallCNN recipe, `balance.probe_steps`; logistic regression on pixels
+too, or alone, when `balance.probe_classifiers` asks) on the rest plus each candidate share of the kept
+synthetic images, weighted to balance the classes, and keeps the largest share whose held-out balanced
+accuracy beats none (weights only) by more than its paired bootstrap interval (probe seeds and held-out
+images resampled, Bonferroni-widened for the four shares) while no probe classifier loses; otherwise none.
+Shares are tried smallest first, and one that loses to none with no gain in its interval ends the probe (a
+larger share of the same images is not tried): its cost, at most `probe_cost_bound` trainings, is recorded
 and stated with the reason. A class with synthetic images needs MIN_HELD_OUT held-out images before any gain
 counts: on digits-LT, where tail classes hold out one image, a first version chose 2x on one seed of five and
 the output fell 0.025 below random oversampling on the test split.
@@ -132,7 +133,7 @@ PROBE_NAMES = {"logreg": "logistic regression on pixels", "cnn": "the SmallCNN"}
 
 def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.ndarray, synthetic_weight: float,
                  seed: int, probe_steps: int, probe_seeds: int = 3, device: torch.device | str = "cpu",
-                 probe_classifiers: str = "logreg,cnn") -> AmountChoice:
+                 probe_classifiers: str = "cnn") -> AmountChoice:
     """Pick the synthetic share on held-out real images. `syn_images`/`syn_labels`: the kept synthetic
     images in selection order (a share takes each class's first ones)."""
     labels = real.labels.numpy()
@@ -140,6 +141,9 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     holdout = {real.class_names[c]: int((labels[held] == c).sum()) for c in range(real.num_classes)}
     # balance.probe_classifiers; probe_steps = 0 leaves the CNN out (logistic regression only)
     classifiers = [c for c in probe_classifiers.split(",") if c != "cnn" or probe_steps > 0]
+    if not classifiers:
+        raise ConfigError(f"balance.probe_classifiers = {probe_classifiers!r} with balance.probe_steps = 0 leaves "
+                          "'auto' no probe; set probe_steps > 0 or probe_classifiers = 'logreg'.")
     thin = thin_classes(real, np.unique(syn_labels), held)
     if thin:  # per-class recall on one or two images cannot tell a gain from luck: add nothing
         return AmountChoice(0.0, f"too few held-out real images to measure a gain: class(es) {thin} have fewer "

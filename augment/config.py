@@ -199,9 +199,9 @@ class BalanceConfig:
     synthetic_weight: float = _setting(1.0, "a number in (0, 1]", _num_in(0.0, 1.0, lo_open=True),
                                        "a synthetic row's weight relative to a real row")
     probe_steps: int = _setting(500, "a non-negative integer", _int_in(0),
-                                "'auto': the SmallCNN probe's steps (0: none)")
-    probe_classifiers: str = _setting("logreg,cnn", "'logreg,cnn', 'cnn' or 'logreg'",
-                                      _one_of("logreg,cnn", "cnn", "logreg"),
+                                "'auto': the SmallCNN probe's steps (0 needs probe_classifiers 'logreg')")
+    probe_classifiers: str = _setting("cnn", "'cnn', 'logreg,cnn' or 'logreg'",
+                                      _one_of("cnn", "logreg,cnn", "logreg"),
                                       "'auto': the probes that must all gain")
     probe_seeds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
                                 "'auto': probe trainings per share")

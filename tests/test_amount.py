@@ -87,7 +87,8 @@ def test_a_cnn_probe_without_steps_is_refused():
 
 def test_auto_keeps_none_when_synthetic_images_do_not_help(separable):
     noise = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    choice = choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2)
+    choice = choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2,
+                          probe_classifiers="logreg")
     assert isinstance(choice, AmountChoice) and choice.share == 0.0
     assert "no share beat none" in choice.reason and choice.holdout == {"h": 12, "v": 6}
     assert [r["share"] for r in choice.curve] == ["0x", "0.5x", "1x", "2x", "full"]
@@ -98,7 +99,8 @@ def test_auto_keeps_none_when_synthetic_images_do_not_help(separable):
 def test_auto_adds_nothing_when_too_few_images_are_held_out(separable):
     few = separable.subset(np.r_[0:60, 60:75])  # 15 vertical bars: 3 held out
     noise = torch.zeros(10, 1, 8, 8, dtype=torch.uint8)
-    choice = choose_share(few, noise, np.ones(10, dtype=np.int64), 1.0, seed=0, probe_steps=0)
+    choice = choose_share(few, noise, np.ones(10, dtype=np.int64), 1.0, seed=0, probe_steps=0,
+                          probe_classifiers="logreg")
     assert choice.share == 0.0 and "too few held-out" in choice.reason and choice.curve == []
 
 
@@ -154,7 +156,8 @@ def test_a_share_that_loses_ends_the_probe_and_its_cost_is_stated(separable):
     from augment.amount import probe_cost_bound
 
     wrong = torch.stack([torch.from_numpy(bars(0, 8, seed=100 + i)) for i in range(60)])[:, None]  # 'h' drawn as 'v'
-    choice = choose_share(separable, wrong, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2)
+    choice = choose_share(separable, wrong, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0, probe_seeds=2,
+                          probe_classifiers="logreg")
     assert choice.share == 0.0 and [r["share"] for r in choice.curve] == ["0x", "0.5x"]
     assert choice.curve[-1]["high"] <= 0 < -choice.curve[-1]["minus_none"]
     assert "larger shares were not tried" in choice.reason
@@ -168,3 +171,12 @@ def test_the_probe_cost_bound_counts_every_training_it_may_make():
     assert probe_cost_bound("logreg,cnn", 3, 500) == (1 + 3) * len(CANDIDATE_SHARES)
     assert probe_cost_bound("logreg,cnn", 3, 0) == len(CANDIDATE_SHARES)  # no CNN steps: logistic regression only
     assert probe_cost_bound("cnn", 2, 100) == 2 * len(CANDIDATE_SHARES)
+
+
+def test_auto_is_judged_by_a_cnn_unless_logistic_regression_is_asked_for(separable):
+    from augment.config import build_config
+
+    assert build_config().balance.probe_classifiers == "cnn"  # the kind of classifier users train on images
+    noise = torch.zeros(60, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="leaves 'auto' no probe"):
+        choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0)

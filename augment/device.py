@@ -8,7 +8,7 @@ import torch
 
 from augment.cpu_memory import keep_freed_memory
 from augment.errors import ConfigError
-from augment.thread_governor import ThreadGovernor, threads_now
+from augment.thread_governor import ThreadGovernor
 
 if TYPE_CHECKING:
     from augment.config import TrainConfig
@@ -43,7 +43,8 @@ def prepare_device(tc: TrainConfig) -> torch.device:
     process (augment.cpu_memory), so training, generation and scoring steps do not fault their pages in again."""
     device = resolve_device(tc.device)
     _POLICY["threads"] = tc.threads
-    start = threads_now(ALL_CORES) if tc.threads == "adaptive" and device.type == "cpu" and ALL_CORES > 1 else None
+    governor = ThreadGovernor.for_training(tc.threads, device, ALL_CORES)  # None unless 'adaptive' on a CPU
+    start = governor.reading() if governor is not None else None
     torch.set_num_threads(start or thread_count(tc.threads))
     if device.type == "cpu" and tc.keep_cpu_memory:
         keep_freed_memory()

@@ -61,28 +61,6 @@ def threads_for(free_cores: float, most: int) -> int:
     return max(1, min(most, round(free_cores - 1e-9)))
 
 
-def threads_now(most: int, window: float = 0.2, read_busy: Callable[[], float | None] | None = None,
-                cores_here: int | None = None, own_cpu: Callable[[], float] = time.process_time,
-                sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.perf_counter
-                ) -> int | None:
-    """The thread count the other processes' load over the next `window` seconds leaves room for (as
-    `threads_for`), or None where the load cannot be read. A stage starts at it, so that a quiet machine
-    is used whole from its first step instead of after the governor's first windows."""
-    if read_busy is None:
-        cpus = allowed_cpus()
-        cores_here = len(cpus)
-        read_busy = lambda: busy_cpu_seconds(cpus)  # noqa: E731
-    before, own0, t0 = read_busy(), own_cpu(), clock()
-    if before is None:
-        return None
-    sleep(window)
-    after, own1, t1 = read_busy(), own_cpu(), clock()
-    if after is None or t1 <= t0:
-        return None
-    others = max(0.0, (after - before - (own1 - own0)) / (t1 - t0))
-    return threads_for(cores_here - others, most)
-
-
 @dataclass
 class ThreadGovernor:
     """Call `tick()` once per training step; every `interval` seconds it reads the load of the other
@@ -123,17 +101,30 @@ class ThreadGovernor:
         busy = self.read_busy()
         return None if busy is None else (self.clock(), busy, self.own_cpu())
 
+    def reading(self, window: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> int | None:
+        """The thread count the other processes' load over the next `window` seconds leaves room for, or None
+        where it cannot be read. A stage starts at it, so that a quiet machine is used whole from its first
+        step instead of after the governor's first windows."""
+        self._mark = self._read()
+        sleep(window)
+        return self._wanted()
+
+    def _wanted(self) -> int | None:
+        """Threads for the load since the last reading (which becomes the mark); None where unreadable."""
+        now = self._read() if self._mark is not None else None
+        if now is None or now[0] <= self._mark[0]:
+            self._mark = None  # the load stopped being readable: leave the count as it is
+            return None
+        wall, busy, own = (b - a for a, b in zip(self._mark, now))
+        self._mark = now
+        return threads_for(self.cores_here - max(0.0, (busy - own) / wall), self.most)
+
     def tick(self) -> None:
         if self._mark is None or self.clock() - self._mark[0] < self.interval:
             return
-        now = self._read()
-        if now is None:
-            self._mark = None  # the load stopped being readable: leave the count as it is
+        want = self._wanted()
+        if want is None:
             return
-        wall, busy, own = (b - a for a, b in zip(self._mark, now))
-        self._mark = now
-        others = max(0.0, (busy - own) / wall)
-        want = threads_for(self.cores_here - others, self.most)
         if want < self.threads:
             self._apply(want)
         elif want > self.threads:

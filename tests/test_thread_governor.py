@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from augment.thread_governor import ThreadGovernor, allowed_cpus, busy_cpu_seconds, threads_for, threads_now
+from augment.thread_governor import ThreadGovernor, allowed_cpus, busy_cpu_seconds, threads_for
 
 
 class Machine:
@@ -102,15 +102,13 @@ def test_an_unreadable_load_leaves_the_thread_count_alone(tmp_path):
 
 def test_a_stage_starts_at_the_cores_the_other_processes_leave():
     def now(others: float) -> int | None:
-        load = iter([10.0, 10.0 + 0.2 * (others + 0.05)])  # over 0.2 s: the others' cores plus a little of ours
-        clock = iter([0.0, 0.2])
-        own = iter([1.0, 1.01])
-        return threads_now(2, read_busy=lambda: next(load), cores_here=2, own_cpu=lambda: next(own),
-                           sleep=lambda s: None, clock=lambda: next(clock))
+        m = Machine(others=others)
+        return m.governor(threads=1).reading(0.2, sleep=m.run)  # our one thread runs while it reads
 
     assert now(0.0) == 2  # a quiet machine is used whole from the first step
     assert now(1.0) == 1  # one busy process keeps its core
-    assert threads_now(2, read_busy=lambda: None, cores_here=2, sleep=lambda s: None) is None
+    unreadable = ThreadGovernor(most=2, cores_here=2, read_busy=lambda: None)
+    assert unreadable.reading(0.2, sleep=lambda s: None) is None
 
 
 def test_the_stages_after_training_follow_the_load_when_threads_are_adaptive(monkeypatch):
@@ -119,7 +117,7 @@ def test_the_stages_after_training_follow_the_load_when_threads_are_adaptive(mon
     from augment.config import build_config
 
     monkeypatch.setattr(dev, "ALL_CORES", 2)
-    monkeypatch.setattr(dev, "threads_now", lambda most: 2)  # as on a quiet machine
+    monkeypatch.setattr(ThreadGovernor, "reading", lambda self: 2)  # as on a quiet machine
     monkeypatch.setattr("augment.thread_governor.allowed_cpus", lambda: {0, 1})
     monkeypatch.setattr("augment.thread_governor.busy_cpu_seconds", lambda cpus: 1.0)
     before = torch.get_num_threads()

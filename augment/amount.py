@@ -131,6 +131,15 @@ def gan_training_images(real: LabeledImages, share: str | float, seed: int) -> L
 PROBE_NAMES = {"logreg": "logistic regression on pixels", "cnn": "the SmallCNN"}
 
 
+def probe_list(probe_classifiers: str, probe_steps: int) -> list[str]:
+    """balance.probe_classifiers as a list; probe_steps = 0 leaves the CNN out (logistic regression only)."""
+    classifiers = [c for c in probe_classifiers.split(",") if c != "cnn" or probe_steps > 0]
+    if not classifiers:
+        raise ConfigError(f"balance.probe_classifiers = {probe_classifiers!r} with balance.probe_steps = 0 leaves "
+                          "'auto' no probe; set probe_steps > 0 or probe_classifiers = 'logreg'.")
+    return classifiers
+
+
 def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.ndarray, synthetic_weight: float,
                  seed: int, probe_steps: int, probe_seeds: int = 3, device: torch.device | str = "cpu",
                  probe_classifiers: str = "cnn") -> AmountChoice:
@@ -139,11 +148,7 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     labels = real.labels.numpy()
     train, held = probe_split(real, seed)
     holdout = {real.class_names[c]: int((labels[held] == c).sum()) for c in range(real.num_classes)}
-    # balance.probe_classifiers; probe_steps = 0 leaves the CNN out (logistic regression only)
-    classifiers = [c for c in probe_classifiers.split(",") if c != "cnn" or probe_steps > 0]
-    if not classifiers:
-        raise ConfigError(f"balance.probe_classifiers = {probe_classifiers!r} with balance.probe_steps = 0 leaves "
-                          "'auto' no probe; set probe_steps > 0 or probe_classifiers = 'logreg'.")
+    classifiers = probe_list(probe_classifiers, probe_steps)
     thin = thin_classes(real, np.unique(syn_labels), held)
     if thin:  # per-class recall on one or two images cannot tell a gain from luck: add nothing
         return AmountChoice(0.0, f"too few held-out real images to measure a gain: class(es) {thin} have fewer "
@@ -185,8 +190,7 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
 def probe_cost_bound(probe_classifiers: str, probe_seeds: int, probe_steps: int) -> int:
     """The most classifier trainings 'auto' makes: per candidate share, one logistic regression and
     `probe_seeds` SmallCNNs of `probe_steps` steps (fewer when a share loses or repeats the smaller one)."""
-    per_share = sum(1 if c == "logreg" else probe_seeds for c in probe_classifiers.split(",")
-                    if c != "cnn" or probe_steps > 0)
+    per_share = sum(1 if c == "logreg" else probe_seeds for c in probe_list(probe_classifiers, probe_steps))
     return per_share * len(CANDIDATE_SHARES)
 
 

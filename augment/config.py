@@ -217,8 +217,9 @@ class SelectConfig:
                                        "the external classifier's top class must be the intended class")
     manifold_k: int = _setting(0, "a non-negative integer (0 = off)", _int_in(0),
                                "keep candidates inside a k-NN ball of their class's real images")
-    rank: str = _setting("random", "'random' or 'informative'", _one_of("random", "informative"),
-                         "order: latent, or harder and spread-out first")
+    rank: str = _setting("random", "'random', 'informative' or 'coverage'",
+                         _one_of("random", "informative", "coverage"),
+                         "latent, hard+spread, or far from real first")
     easy_quantile: float = _setting(0.5, "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1,
                                     "'informative': below this quantile of external loss go last")
     reject_copies: bool = _setting(True, "true or false", _is_bool,

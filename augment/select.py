@@ -20,6 +20,10 @@ Order among candidates that pass (select.rank):
                feature space (each next one the farthest from those before it), then the easier ones in
                the same order. A classifier learns least from the images it is surest of; valid but hard
                and spread-out samples are what M2m and feedback-guided synthesis add.
+  coverage     greedy farthest-point order seeded by the class's real training images: each next candidate
+               the one farthest from every real image of its class and every candidate taken before, so
+               the first places go to the regions the real images leave empty (what "added coverage"
+               measures; with select.manifold_k the gate keeps them near the real data).
 Each kept image's position in its class's order is its `rank` (0 first).
 """
 
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from augment.config import SelectConfig
-from augment.score.metrics import pairwise_distances
+from augment.score.metrics import nearest_distance, pairwise_distances
 
 
 @dataclass
@@ -45,7 +49,8 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
            ext_prob: np.ndarray | None = None, ext_pred: np.ndarray | None = None,
            nn_distance: np.ndarray | None = None, features: np.ndarray | None = None,
            copy_threshold: float = 0.0, latent_index: np.ndarray | None = None,
-           on_manifold: np.ndarray | None = None) -> Selection:
+           on_manifold: np.ndarray | None = None, real_features: np.ndarray | None = None,
+           real_labels: np.ndarray | None = None) -> Selection:
     n = len(labels)
     reason = np.full(n, "", dtype=object)
 
@@ -63,6 +68,8 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
         fail(nn_distance < copy_threshold, "near_copy")
     if cfg.rank == "informative" and (ext_prob is None or features is None):
         raise ValueError("select.rank = 'informative' needs the external classifier's probabilities and features")
+    if cfg.rank == "coverage" and (features is None or real_features is None or real_labels is None):
+        raise ValueError("select.rank = 'coverage' needs the candidates' and the real images' features and labels")
     order_key = latent_index if latent_index is not None else np.arange(n)
     kept = np.zeros(n, dtype=bool)
     rank = np.full(n, -1, dtype=np.int64)
@@ -72,6 +79,9 @@ def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_p
         cand = cand[np.argsort(order_key[cand], kind="stable")]
         if cfg.rank == "informative":
             cand = informative_order(cand, ext_prob, features, cfg.easy_quantile, limit=quota)
+        elif cfg.rank == "coverage":
+            first = farthest_point_order(cand, features, quota, seeds=real_features[real_labels == c])
+            cand = np.concatenate([first, cand[~np.isin(cand, first)]])
         if features is not None and cfg.reject_duplicates and copy_threshold > 0:
             take = _greedy_distinct(cand, features, copy_threshold, quota, reason)
         else:
@@ -102,19 +112,27 @@ def informative_order(cand: np.ndarray, ext_prob: np.ndarray, features: np.ndarr
     return np.concatenate([order, rest[np.argsort(-rest_loss, kind="stable")]])
 
 
-def farthest_point_order(idx: np.ndarray, features: np.ndarray, limit: int, dims: int = 32) -> np.ndarray:
-    """The first `limit` rows of `idx` in greedy k-center order: start at the one farthest from their mean,
-    then repeatedly the one farthest from every row already taken (ties to the earlier index). Features
-    wider than `dims` go through one seeded random projection first (distances kept within a few percent)."""
+def farthest_point_order(idx: np.ndarray, features: np.ndarray, limit: int, dims: int = 32,
+                         seeds: np.ndarray | None = None) -> np.ndarray:
+    """The first `limit` rows of `idx` in greedy k-center order: start at the one farthest from their mean
+    (or, given `seeds`, from every seed point: rows of the same feature space already covered), then
+    repeatedly the one farthest from every row already taken (ties to the earlier index). Features wider
+    than `dims` go through one seeded random projection first (distances kept within a few percent)."""
     limit = min(limit, len(idx))
     if limit == 0:
         return idx[:0]
     x = np.asarray(features[idx], dtype=np.float32)
-    if x.shape[1] > dims:
-        x = x @ (np.random.default_rng(0).standard_normal((x.shape[1], dims)).astype(np.float32) / dims ** 0.5)
+    project = x.shape[1] > dims
+    if project:
+        proj = np.random.default_rng(0).standard_normal((x.shape[1], dims)).astype(np.float32) / dims ** 0.5
+        x = x @ proj
     x = np.ascontiguousarray(x)
     order = np.empty(limit, dtype=np.int64)
-    nearest = ((x - x.mean(0)) ** 2).sum(1)
+    if seeds is not None and len(seeds):
+        s = np.asarray(seeds, dtype=np.float32) @ proj if project else np.asarray(seeds, dtype=np.float32)
+        nearest = nearest_distance(x, s) ** 2
+    else:
+        nearest = ((x - x.mean(0)) ** 2).sum(1)
     for i in range(limit):
         j = int(np.argmax(nearest))
         order[i] = j

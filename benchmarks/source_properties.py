@@ -10,7 +10,9 @@ largest class) from each source:
 - remix, cutmix: a head image's context with a tail image's content (augment.mixing);
 - GAN samples: the default generator's own samples, no selection (the generator of the band run below);
 - band: augment's output with the band settings, run through the CLI (the band source of docs/benchmarks.md);
-- transfer: G(E(x_head), y_tail) with `model.conditioning = concat` and the latent-regression encoder.
+- transfer: G(E(x_head), y_tail) with `model.conditioning = concat` and the latent-regression encoder;
+- coverage: the band run again with `select.rank = coverage` (each next kept image the candidate farthest
+  from the class's real images and those kept before it, in the pipeline's judge's features).
 Properties per class with synthetic images (means over those classes, and over the three smallest):
 read as class (the judge's argmax is the label), distance ratio (median distance from a synthetic image to
 the nearest real training image of its class, over that of the class's unseen test images: 1 is as far
@@ -21,7 +23,8 @@ images + the source, less real training images alone), spread (mean pairwise dis
 images'). Then the Spearman correlation, across sources, of each property with the downstream difference
 from random oversampling.
 
-    python benchmarks/source_properties.py [--seeds 3] [--first-seed 0] [--save rows.csv]
+    python benchmarks/source_properties.py [--seeds 3] [--first-seed 0] [--sources band,noise] [--save rows.csv]
+    python benchmarks/source_properties.py --from-csv rows.csv more.csv   # merged: each seed's arm once
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import pandas as pd
 import torch
 from fashion_lt import GAN, long_tailed, run_cli, test_split, write_folder
 from inversion_gate import training_split
-from mnist_lt import evaluate_seed, print_paired, read_output, report
+from mnist_lt import evaluate_seed, load_predictions, print_paired, read_output, report
 from scipy.stats import spearmanr
 from shared_data import fashion_mnist
 from transfer_lt import quotas, transferred
@@ -56,6 +59,7 @@ from augment.train import train
 BAND = ["select.copy_percentile=50", "select.manifold_k=5", "select.oversample=4", "balance.synthetic_share=0.5",
         "balance.synthetic_weight=0.5"]
 PROPERTIES = ("read as class", "distance ratio", "added coverage", "spread")
+SOURCES = ("noise", "remix", "cutmix", "band", "GAN samples", "transfer", "coverage")
 
 
 def oracle(steps: int, seed: int) -> cnn.SmallCNN:
@@ -85,29 +89,35 @@ def properties(judge, f_real: np.ndarray, y_real: np.ndarray, f_test: np.ndarray
 
 
 def sources(seed: int, x: np.ndarray, y: np.ndarray, workdir: Path, encoder_steps: int, share: float,
-            sets: list[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
-    """Each source's images and labels for this seed (module docstring), and a line of what it cost."""
+            sets: list[str], wanted: tuple[str, ...] = SOURCES) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """Each wanted source's images and labels for this seed (module docstring), and a line of what it cost."""
     quota = quotas(np.bincount(y), share)
-    made = {kind: (m.images, m.labels) for kind in ("noise", "remix", "cutmix") for m in [mix(kind, x, y, quota, seed)]}
+    made = {kind: (m.images, m.labels) for kind in ("noise", "remix", "cutmix") if kind in wanted
+            for m in [mix(kind, x, y, quota, seed)]}
     x_tr, y_tr, lt = long_tailed("fashion", seed, 28)
-    t0 = time.perf_counter()
-    out = workdir / "out"
-    run_cli(write_folder(workdir / "data", x_tr, y_tr, lt), out, seed, [*GAN, *BAND, *sets])
-    cli_s = time.perf_counter() - t0
-    kept = read_output(out)["kept"]
-    made["band"] = kept[0], kept[1]
-    gan = load_gan(out / json.loads((out / "dataset.json").read_text())["checkpoint"]["path"])
-    own = generate(gan, quota, seed=seed)
-    made["GAN samples"] = own.images.numpy(), own.labels.numpy().astype(np.int64)
-    t0 = time.perf_counter()
-    data = training_split("fashion", seed)
-    concat = load_gan(train(data, build_config(sets=[f"seed={seed}", "model.conditioning=concat", *GAN, *sets]),
-                            workdir / "concat").best_checkpoint)
-    inv = train_encoder(concat, data.num_classes, steps=encoder_steps, seed=seed, pixel_weight=0.0)
-    made["transfer"] = transferred(concat, inv, data.images, data.labels.numpy(), quota, seed)
-    note = (f"band run {cli_s:.0f} s ({len(kept[1])} kept), concat GAN + encoder {time.perf_counter() - t0:.0f} s, "
-            f"{sum(quota.values())} images per source")
-    return made, note
+    folder, notes = write_folder(workdir / "data", x_tr, y_tr, lt), []
+    for name, extra in (("band", []), ("coverage", ["select.rank=coverage"])):
+        if name not in wanted and not (name == "band" and "GAN samples" in wanted):
+            continue
+        out = workdir / name
+        seconds = run_cli(folder, out, seed, [*GAN, *BAND, *extra, *sets])
+        kept = read_output(out)["kept"]
+        notes.append(f"{name} run {seconds:.0f} s ({len(kept[1])} kept)")
+        if name in wanted:
+            made[name] = kept[0], kept[1]
+        if name == "band" and "GAN samples" in wanted:
+            gan = load_gan(out / json.loads((out / "dataset.json").read_text())["checkpoint"]["path"])
+            own = generate(gan, quota, seed=seed)
+            made["GAN samples"] = own.images.numpy(), own.labels.numpy().astype(np.int64)
+    if "transfer" in wanted:
+        t0 = time.perf_counter()
+        data = training_split("fashion", seed)
+        concat = load_gan(train(data, build_config(sets=[f"seed={seed}", "model.conditioning=concat", *GAN, *sets]),
+                                workdir / "concat").best_checkpoint)
+        inv = train_encoder(concat, data.num_classes, steps=encoder_steps, seed=seed, pixel_weight=0.0)
+        made["transfer"] = transferred(concat, inv, data.images, data.labels.numpy(), quota, seed)
+        notes.append(f"concat GAN + encoder {time.perf_counter() - t0:.0f} s")
+    return made, ", ".join([*notes, f"{sum(quota.values())} images per source"])
 
 
 def correlations(props: pd.DataFrame, runs: pd.DataFrame) -> None:
@@ -137,8 +147,15 @@ def main() -> None:
     p.add_argument("--encoder-steps", type=int, default=1000)
     p.add_argument("--cnn-steps", type=int, default=1000)
     p.add_argument("--set", dest="sets", action="append", default=[], help="GAN settings of both generators")
+    p.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, of {', '.join(SOURCES)}")
     p.add_argument("--save", type=Path, help="write rows (downstream) and <save>.properties.csv here")
+    p.add_argument("--from-csv", type=Path, nargs="+", help="report rows saved by earlier runs, merged")
     args = p.parse_args()
+    if args.from_csv:
+        return report_merged(args.from_csv)
+    wanted = tuple(w.strip() for w in args.sources.split(",") if w.strip())
+    if unknown := set(wanted) - set(SOURCES):
+        p.error(f"--sources: unknown {sorted(unknown)}; choose from {', '.join(SOURCES)}")
     x_test, y_test = test_split("fashion", 28)
     v = package_versions()
     print(f"# source properties, Fashion-MNIST-LT: {args.seeds} seed(s) from {args.first_seed}; share {args.share}, "
@@ -152,7 +169,7 @@ def main() -> None:
         x_tr, y_tr, lt = long_tailed("fashion", seed, 28)
         x, y = x_tr[lt][:, None], y_tr[lt]
         with tempfile.TemporaryDirectory() as tmp:
-            made, note = sources(seed, x, y, Path(tmp), args.encoder_steps, args.share, args.sets)
+            made, note = sources(seed, x, y, Path(tmp), args.encoder_steps, args.share, args.sets, wanted)
         arms = {"random oversampling": Arm(*random_oversample(x, y, seed))}
         f_real, f_test = (cnn.predict(judge, torch.from_numpy(a))[1] for a in (x, x_test))
         for name, (xs, ys) in made.items():
@@ -167,12 +184,33 @@ def main() -> None:
         if args.save:
             table.to_csv(args.save.with_suffix(".properties.csv"), index=False)
         print(table[table["seed"] == seed].groupby("source")[list(PROPERTIES)].mean().round(3).to_string(), flush=True)
-    all_runs, table = pd.concat(runs, ignore_index=True), pd.DataFrame(props)
-    report(all_runs, ("cnn",))
-    print_paired(all_runs, predictions, y_test)
+    summarise_map(pd.concat(runs, ignore_index=True), predictions, y_test, pd.DataFrame(props))
+
+
+def summarise_map(runs: pd.DataFrame, predictions: dict, y_test: np.ndarray, props: pd.DataFrame) -> None:
+    """The downstream table, paired intervals, the smallest classes' properties and the correlations."""
+    report(runs, ("cnn",))
+    print_paired(runs, predictions, y_test)
     print("\nproperties, the three smallest classes:")
-    print(table[table["tail"]].groupby("source")[list(PROPERTIES)].mean().round(3).to_string())
-    correlations(table, all_runs)
+    print(props[props["tail"]].groupby("source")[list(PROPERTIES)].mean().round(3).to_string())
+    correlations(props, runs)
+
+
+def report_merged(csvs: list[Path]) -> None:
+    """--from-csv: rows, predictions and properties of several runs; where two runs hold the same seed's
+    arm (random oversampling, run again beside a new source), the first file's is used and both printed."""
+    rows = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
+    rows["per_class_recall"] = rows["per_class_recall"].map(json.loads)
+    twice = rows[rows.duplicated(["classifier", "arm", "seed"], keep=False)]
+    for (arm, seed), g in twice.groupby(["arm", "seed"]):
+        print(f"seed {seed}, {arm}: in more than one file, " + ", ".join(f"{v:.4f}" for v in g["balanced_accuracy"])
+              + "; the first is used")
+    rows = rows.drop_duplicates(["classifier", "arm", "seed"], keep="first").reset_index(drop=True)
+    props = pd.concat([pd.read_csv(f.with_suffix(".properties.csv")) for f in csvs], ignore_index=True)
+    props = props.drop_duplicates(["seed", "source", "class"], keep="first")
+    predictions, y_test = load_predictions(list(reversed(csvs)))  # read last to first: the first file wins
+    print(f"# source properties rows from {', '.join(map(str, csvs))}: seeds {sorted(rows['seed'].unique())}")
+    summarise_map(rows, predictions, y_test, props)
 
 
 if __name__ == "__main__":

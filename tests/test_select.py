@@ -91,6 +91,21 @@ def test_informative_rank_takes_hard_candidates_first_and_spreads_them_out():
     assert sel.kept.tolist() == [True] * 3 + [False] * 5
 
 
+def test_coverage_rank_takes_what_the_real_images_leave_empty_first():
+    # real images of class 0 sit at 0, 1 and 2; two candidates fall among them, two beyond them
+    real = np.array([[0.0], [1.0], [2.0], [50.0]])
+    real_labels = np.array([0, 0, 0, 1])  # class 1's real image is no cover for class 0
+    feats = np.array([[0.5], [1.5], [10.0], [6.0]])
+    cfg = SelectConfig(min_aux_prob=0, rank="coverage", reject_duplicates=False)
+    sel = select(np.zeros(4, dtype=int), {0: 2}, cfg, aux_prob=np.ones(4), features=feats,
+                 real_features=real, real_labels=real_labels)
+    assert sel.kept.tolist() == [False, False, True, True]
+    # farthest from the real images first, then the farthest from them and from it
+    assert sel.rank[[2, 3]].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="coverage"):
+        select(np.zeros(4, dtype=int), {0: 2}, cfg, aux_prob=np.ones(4), features=feats)
+
+
 def test_informative_rank_needs_the_external_classifier():
     with pytest.raises(ValueError, match="informative"):
         select(np.zeros(2, dtype=int), {0: 1}, SelectConfig(rank="informative"), aux_prob=np.ones(2))

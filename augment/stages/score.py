@@ -42,7 +42,8 @@ def stage_score(cfg: Config, layout: RunLayout) -> dict:
         on_manifold = inside_class_manifold(feats, labels, real_feats, data.labels.numpy(), cfg.select.manifold_k)
     sel = select(labels, planned_by_index(run_quota(cfg, layout, data), names), cfg.select, aux_prob=aux_prob,
                  ext_prob=ext_prob, ext_pred=ext_pred, nn_distance=nn, features=feats,
-                 copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy(), on_manifold=on_manifold)
+                 copy_threshold=copy_threshold, latent_index=cand.latent_index.numpy(), on_manifold=on_manifold,
+                 real_features=real_feats, real_labels=data.labels.numpy())
     df = pd.DataFrame({"label": labels, "latent_index": cand.latent_index.numpy(), "round": cand.rounds.numpy(),
                        "aux_prob": aux_prob, "ext_prob": ext_prob, "ext_pred": ext_pred, "realism": realism,
                        "nn_distance": nn, "kept": sel.kept, "reject_reason": sel.reason,

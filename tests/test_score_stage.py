@@ -49,3 +49,20 @@ def test_scores_of_another_external_classifier_are_not_reused(scored_round_0):
     assert starts == [0]
     stage_score(cfg, layout)  # back to the logreg: the cnn's scores are not reused either
     assert starts == [0, 0]
+
+
+def test_coverage_rank_measures_candidates_against_every_real_image_of_their_class(scored_round_0, monkeypatch):
+    cfg, layout, _ = scored_round_0
+    from augment.data.labeled import LabeledImages
+    from augment.stages import score as score_stage
+    seen = {}
+    real_select = score_stage.select
+    monkeypatch.setattr(score_stage, "select", lambda *a, **kw: seen.update(kw) or real_select(*a, **kw))
+    permissive = ("select.min_aux_prob=0", "select.min_ext_prob=0", "select.require_agreement=false",
+                  "select.reject_copies=false", "select.reject_duplicates=false")
+    stage_score(tiny_config(*permissive, "select.rank=coverage"), layout)
+    data = LabeledImages.load(layout.dataset)
+    assert seen["real_features"].shape[0] == len(data) == 9
+    assert seen["real_labels"].tolist() == data.labels.tolist()
+    kept = pd.read_parquet(layout.scores).query("kept")
+    assert len(kept) and sorted(kept.groupby("label")["rank"].min().unique()) == [0]

@@ -15,7 +15,8 @@ FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 def fashion_mnist(part: str):
     """(images uint8 N x 28 x 28, labels int64) of Fashion-MNIST's 'train' or 't10k' split, read from its IDX
-    files (gzip); a clear error where the package is missing."""
+    files (gzip), writable (torch.from_numpy warns on a read-only buffer); a clear error where the package
+    is missing."""
     import gzip
 
     import numpy as np
@@ -27,7 +28,7 @@ def fashion_mnist(part: str):
                          "`apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb DIR` and "
                          "AUGMENT_FASHION=DIR/usr/share/datasets/fashion-mnist")
     with gzip.open(files[0]) as fh:
-        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28).copy()
     with gzip.open(files[1]) as fh:
         y = np.frombuffer(fh.read(), np.uint8, offset=8).astype(np.int64)
     return x, y

@@ -65,7 +65,7 @@ SOURCES = ("noise", "remix", "cutmix", "band", "GAN samples", "transfer", "cover
 def oracle(steps: int, seed: int) -> cnn.SmallCNN:
     """The judge whose features the properties are measured in: the SmallCNN recipe on all 60,000 train images."""
     x, y = fashion_mnist("train")
-    return cnn.train_cnn(torch.from_numpy(x[:, None].copy()), torch.from_numpy(y), 10, steps=steps, seed=seed)
+    return cnn.train_cnn(torch.from_numpy(x[:, None]), torch.from_numpy(y), 10, steps=steps, seed=seed)
 
 
 def properties(judge, f_real: np.ndarray, y_real: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,

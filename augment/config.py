@@ -204,7 +204,7 @@ class BalanceConfig:
                                       _one_of("cnn", "logreg,cnn", "logreg"),
                                       "'auto': the probes that must all gain")
     probe_seeds: int = _setting(3, "an integer from 1 to 20", _int_in(1, 20),
-                                "'auto': probe trainings per share")
+                                "'auto': probe seeds per share that gains on the first")
 
 
 @dataclass

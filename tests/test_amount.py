@@ -180,3 +180,45 @@ def test_auto_is_judged_by_a_cnn_unless_logistic_regression_is_asked_for(separab
     noise = torch.zeros(60, 1, 8, 8, dtype=torch.uint8)
     with pytest.raises(ConfigError, match="leaves 'auto' no probe"):
         choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0)
+
+
+def test_shares_that_gain_nothing_on_the_first_probe_seed_are_not_trained_on_the_others(separable, monkeypatch):
+    """The probe screens every share on one seed and trains the rest only for the ones that gained there:
+    here only 0.5x gains (it gets the held-out vertical bars right), so 1x, 2x and full cost one training each."""
+    import augment.amount as amount
+
+    held_y = separable.labels.numpy()[amount.probe_split(separable, 0)[1]]
+    calls = []
+
+    def fake_probe(real, train, held, syn_images, syn_labels, weight, classifiers, seeds, steps, device):
+        calls.append((len(syn_labels), list(seeds)))
+        helps = len(syn_labels) == 12  # 0.5x of the 24 vertical bars the probe trains on
+        right = np.where(held_y == 1, helps, True)  # without help, every held-out vertical bar is missed
+        return np.broadcast_to(right, (len(seeds), len(classifiers), len(held_y))).copy()
+
+    monkeypatch.setattr(amount, "_probe", fake_probe)
+    syn = torch.zeros(100, 1, 8, 8, dtype=torch.uint8)
+    choice = choose_share(separable, syn, np.ones(100, dtype=np.int64), 1.0, seed=0, probe_steps=10, probe_seeds=3,
+                          probe_classifiers="cnn")
+    assert calls == [(0, [0]), (12, [0]), (24, [0]), (48, [0]), (100, [0]), (0, [1, 2]), (12, [1, 2])]
+    assert choice.share == 0.5 and choice.cost["trainings"] == 5 + 2 * 2
+    assert [r["probe_seeds"] for r in choice.curve] == [3, 3, 1, 1, 1]
+    assert choice.cost["screened_out"] == ["1x", "2x", "full"]
+    assert "gained nothing on the first probe seed" in choice.reason
+
+
+def test_auto_adds_synthetic_images_that_teach_the_probe_what_the_real_ones_do_not():
+    """Noise in both classes: no classifier tells them apart from the real images, so copies of the held-out
+    vertical ones (what a generator that saw them would make) lift held-out accuracy, and 'auto' keeps some."""
+    from augment.amount import probe_split
+    from augment.data.labeled import LabeledImages
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (90, 1, 8, 8), dtype=torch.uint8, generator=g)
+    real = LabeledImages(x, torch.tensor([0] * 60 + [1] * 30), ["a", "b"], [f"n{i}" for i in range(90)])
+    held = probe_split(real, 0)[1]
+    copies = x[held[real.labels.numpy()[held] == 1]].repeat(8, 1, 1, 1)
+    choice = choose_share(real, copies, np.ones(len(copies), dtype=np.int64), 1.0, seed=0, probe_steps=200,
+                          probe_seeds=2, probe_classifiers="cnn")
+    assert choice.share > 0 and "was the largest share that beat none" in choice.reason
+    assert all(r["probe_seeds"] == 2 for r in choice.curve if r["share_value"] == choice.share)

@@ -53,6 +53,8 @@ def to_input(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 
 AUGMENTATIONS = ("shift", "standard", "none")
+SCHEDULES = ("constant", "cosine")
+LR = 1e-3
 
 
 def rotation(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0) -> torch.Tensor:
@@ -80,7 +82,7 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
               batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu", width: int = 32,
               balanced: bool = True, class_weighted: bool = False, sample_weight: np.ndarray | None = None,
               defer: float = 0.0, early_rows: int | None = None, augmentation: str = "shift",
-              precision: str = "auto", mixup: float = 0.0) -> SmallCNN:
+              precision: str = "auto", mixup: float = 0.0, schedule: str = "constant") -> SmallCNN:
     """Train the fixed recipe on uint8 images; batches are drawn on the device from explicit generators.
     balanced: class-balanced batches (the external judge); class_weighted: uniform batches with a
     cross-entropy weighted by inverse class frequency (the downstream 'class-weighted' arm);
@@ -88,11 +90,14 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     defer: the first `defer` of the steps draw uniformly from the first `early_rows` images (all by default)
     with a plain loss, and the re-balancing above enters after (deferred re-weighting, Cao et al. 2019).
     precision: bf16 autocast where augment.precision says it is fast (AMX CPUs, CUDA). mixup: alpha of
-    mixup (Zhang et al. 2018) in every batch, 0 for none: each batch blended with itself reversed."""
+    mixup (Zhang et al. 2018) in every batch, 0 for none: each batch blended with itself reversed.
+    schedule: the learning rate over the steps, 'constant' (the fixed recipe) or 'cosine' (decayed to 0)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown CNN learning-rate schedule {schedule!r}; use one of {SCHEDULES}")
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SmallCNN(images.shape[1], num_classes, width).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
     gen = torch.Generator(device=device).manual_seed(seed + 1)
     x_all, y_all = images.to(device), labels.to(device)
     late, weight = _rebalanced_draw(y_all, num_classes, balanced, class_weighted, sample_weight, gen)
@@ -106,6 +111,8 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, s
     for step in range(steps):
         if governor is not None:
             governor.tick()
+        if schedule == "cosine":
+            opt.param_groups[0]["lr"] = LR * 0.5 * (1 + math.cos(math.pi * step / steps))
         deferred = step < switch
         idx = (early if deferred else late)(batch)
         x = augment_batch(x_all[idx].float().div_(255.0), augmentation, gen)

@@ -223,7 +223,8 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
 
 def probe_cost_bound(probe_classifiers: str, probe_seeds: int, probe_steps: int) -> int:
     """The most classifier trainings 'auto' makes: per candidate share, one logistic regression and
-    `probe_seeds` SmallCNNs of `probe_steps` steps (fewer when a share loses or repeats the smaller one)."""
+    `probe_seeds` SmallCNNs of `probe_steps` steps (fewer when a share loses, repeats the smaller one or gains
+    nothing on the first probe seed)."""
     per_share = sum(1 if c == "logreg" else probe_seeds for c in probe_list(probe_classifiers, probe_steps))
     return per_share * len(CANDIDATE_SHARES)
 

@@ -182,16 +182,19 @@ def test_auto_is_judged_by_a_cnn_unless_logistic_regression_is_asked_for(separab
         choose_share(separable, noise, np.ones(60, dtype=np.int64), 1.0, seed=0, probe_steps=0)
 
 
-def test_shares_that_gain_nothing_on_the_first_probe_seed_are_not_trained_on_the_others(separable, monkeypatch):
+@pytest.mark.parametrize("probes", ["cnn", "logreg,cnn"])
+def test_shares_that_gain_nothing_on_the_first_probe_seed_are_not_trained_on_the_others(separable, monkeypatch,
+                                                                                         probes):
     """The probe screens every share on one seed and trains the rest only for the ones that gained there:
-    here only 0.5x gains (it gets the held-out vertical bars right), so 1x, 2x and full cost one training each."""
+    here only 0.5x gains (it gets the held-out vertical bars right), so 1x, 2x and full cost one training each.
+    Logistic regression does not depend on the seed: it is fitted once a share."""
     import augment.amount as amount
 
     held_y = separable.labels.numpy()[amount.probe_split(separable, 0)[1]]
     calls = []
 
     def fake_probe(real, train, held, syn_images, syn_labels, weight, classifiers, seeds, steps, device):
-        calls.append((len(syn_labels), list(seeds)))
+        calls.append((len(syn_labels), list(seeds), list(classifiers)))
         helps = len(syn_labels) == 12  # 0.5x of the 24 vertical bars the probe trains on
         right = np.where(held_y == 1, helps, True)  # without help, every held-out vertical bar is missed
         return np.broadcast_to(right, (len(seeds), len(classifiers), len(held_y))).copy()
@@ -199,9 +202,10 @@ def test_shares_that_gain_nothing_on_the_first_probe_seed_are_not_trained_on_the
     monkeypatch.setattr(amount, "_probe", fake_probe)
     syn = torch.zeros(100, 1, 8, 8, dtype=torch.uint8)
     choice = choose_share(separable, syn, np.ones(100, dtype=np.int64), 1.0, seed=0, probe_steps=10, probe_seeds=3,
-                          probe_classifiers="cnn")
-    assert calls == [(0, [0]), (12, [0]), (24, [0]), (48, [0]), (100, [0]), (0, [1, 2]), (12, [1, 2])]
-    assert choice.share == 0.5 and choice.cost["trainings"] == 5 + 2 * 2
+                          probe_classifiers=probes)
+    every = probes.split(",")
+    assert calls == [(n, [0], every) for n in (0, 12, 24, 48, 100)] + [(n, [1, 2], ["cnn"]) for n in (0, 12)]
+    assert choice.share == 0.5 and choice.cost["trainings"] == 5 * len(every) + 2 * 2
     assert [r["probe_seeds"] for r in choice.curve] == [3, 3, 1, 1, 1]
     assert choice.cost["screened_out"] == ["1x", "2x", "full"]
     assert "gained nothing on the first probe seed" in choice.reason

@@ -306,3 +306,18 @@ def test_a_lock_that_cannot_be_created_is_an_output_error_not_a_traceback(tmp_pa
     with pytest.raises(OutputError, match="Read-only file system"):
         with run_lock(tmp_path / ".out.lock"):
             pass
+
+
+def test_a_tree_is_synced_file_by_file_then_folder_by_folder_deepest_first(tmp_path, monkeypatch):
+    """What the output's rename publishes is durable first: every file synced (several at once), then each
+    folder after the folders inside it."""
+    for rel in ("a.png", "x/b.png", "x/y/c.png", "z/d.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"png")
+    synced_files, synced_dirs = [], []
+    monkeypatch.setattr(augment.atomic, "fsync_file", lambda p: synced_files.append(Path(p)))
+    monkeypatch.setattr(augment.atomic, "fsync_dir", lambda p: synced_dirs.append(Path(p)))
+    augment.atomic.fsync_tree(tmp_path, workers=3)
+    assert sorted(synced_files) == sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert set(synced_dirs) == {tmp_path, tmp_path / "x", tmp_path / "x" / "y", tmp_path / "z"}
+    assert synced_dirs.index(tmp_path / "x" / "y") < synced_dirs.index(tmp_path / "x") < synced_dirs.index(tmp_path)

@@ -1,5 +1,6 @@
 """A keyed store of finished trainings under an output root, so that a scheduled rerun over unchanged
-data and training settings reuses the checkpoints instead of training again.
+data and training settings reuses the checkpoints instead of training again, and the fitted external
+judge, which depends on the data alone, is not fitted again when only the GAN or selection settings change.
 
 Keys hash the dataset fingerprint, every setting the weights depend on, and augment's version.
 Entries are published by rename, so a reader never sees half of one; the store is plain files, so
@@ -49,15 +50,26 @@ SUMS = "cache-entry.json"  # in each entry: augment's version and every file's s
 log = logging.getLogger("augment")
 
 
+def judge_key(fingerprint: str, external: str) -> str:
+    """What a fitted external judge depends on: the data, its recipe (`score.candidates.external_key`) and
+    augment's version; not the GAN, the plan or the selection settings."""
+    material = {"fingerprint": fingerprint, "version": __version__, "external": external}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
 class TrainingCache:
-    def __init__(self, root: str | Path):
-        self.root = Path(root) / "train"
+    """Finished trainings under <root>/<kind>/<key>/, each complete when its `done` file is there: GAN
+    trainings ('train', result.json) and, for the 'cnn' judge, fitted external judges ('judge', external.pt)."""
+
+    def __init__(self, root: str | Path, kind: str = "train", done: str = "result.json"):
+        self.root = Path(root) / kind
+        self.done = done
 
     def entry(self, key: str) -> Path:
         return self.root / key
 
     def has(self, key: str) -> bool:
-        return (self.entry(key) / "result.json").is_file()
+        return (self.entry(key) / self.done).is_file()
 
     def restore(self, key: str, train_dir: Path) -> bool:
         """Copy (hard-link where possible) a finished training into train_dir; False on a miss. An entry

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+JUDGE_FILE = "external.pt"  # the fitted external classifier in its folder (work folder, judge cache)
 GAN_DIR = "gan"  # in the output: no split word a Hugging Face loader would read (see output.hf_loading)
 
 
@@ -65,9 +66,14 @@ class RunLayout:
         return self.work / "candidates.npz"
 
     @property
+    def judge_dir(self) -> Path:
+        """The fitted external classifier's folder (an entry of the judge cache, when a run has one)."""
+        return self.work / "judge"
+
+    @property
     def external(self) -> Path:
         """The fitted external classifier (cnn recipe), reused by every scoring round."""
-        return self.work / "external.pt"
+        return self.judge_dir / JUDGE_FILE
 
     @property
     def candidate_scores(self) -> Path:

@@ -42,7 +42,8 @@ T = TypeVar("T")
 @dataclass
 class Stages:
     """How `run_stages` calls each stage: here, as plain calls in this process. `on_stage(name)` is told
-    as each stage starts; `on_progress` sees training steps; `cache` is a training cache folder;
+    as each stage starts; `on_progress` sees training steps; `cache` is a training cache folder (GANs and
+    the external judge);
     `before_export(layout)` may return extra report sections (the demo's downstream check). The Prefect
     flow subclasses this to run each stage as a task."""
 
@@ -72,7 +73,7 @@ class Stages:
         return stage_generate(cfg, layout, round_index)
 
     def score(self, cfg: Config, layout: RunLayout) -> dict:
-        return stage_score(cfg, layout)
+        return stage_score(cfg, layout, cache=self.cache)
 
     def amount(self, cfg: Config, layout: RunLayout) -> dict:
         return stage_amount(cfg, layout)

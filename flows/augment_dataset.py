@@ -139,10 +139,10 @@ def generate(config: dict, out: str, round_index: int) -> dict:
 
 
 @task(name="score", **STAGE)
-def score(config: dict, out: str) -> dict:
+def score(config: dict, out: str, cache: str | None = None) -> dict:
     cfg = config_from_dict(config)
     with device_work(cfg):
-        summary = stage_score(cfg, RunLayout.for_output(out))
+        summary = stage_score(cfg, RunLayout.for_output(out), cache=cache)
     _log().info("kept per class %s; short %s; rejected by %s", summary["kept"], summary["shortfall"] or "none",
                 summary["rejected_by"])
     return summary
@@ -186,7 +186,7 @@ class TaskStages(Stages):
         return generate(cfg.to_dict(), str(layout.out), round_index)
 
     def score(self, cfg: Config, layout: RunLayout) -> dict:
-        return score(cfg.to_dict(), str(layout.out))
+        return score(cfg.to_dict(), str(layout.out), self.cache)
 
     def amount(self, cfg: Config, layout: RunLayout) -> dict:
         return amount(cfg.to_dict(), str(layout.out))

@@ -1,4 +1,4 @@
-"""Scheduled runs: the multi-dataset file, the run lock, the training cache and per-run folders."""
+"""Scheduled runs: the multi-dataset file, the run lock, the training and judge cache and per-run folders."""
 
 import json
 import os
@@ -131,3 +131,57 @@ def test_latest_pointer_moves_atomically(tmp_path):
     assert link.resolve() == a.resolve()
     point_latest(tmp_path, "ds", b)
     assert link.resolve() == b.resolve() and os.readlink(link) == "runs/b"
+
+
+def _scored_run(folder, cfg, root, cache):
+    """Load into the root, train, generate and score with the shared cache; the run's layout."""
+    from augment.stages import stage_generate, stage_plan, stage_score
+
+    layout = RunLayout.for_output(stage_load_into_root(str(folder), cfg, root, "ds")["out"])
+    stage_train(cfg, layout, cache=cache)
+    stage_plan(cfg, layout)
+    stage_generate(cfg, layout, 0)
+    stage_score(cfg, layout, cache=cache)
+    return layout
+
+
+def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypatch):
+    """The 'cnn' judge depends on the data alone: a rerun with other selection settings reads it from the
+    cache (same features), where its GAN training comes from too."""
+    from augment.cache import judge_key
+    from augment.data.labeled import LabeledImages
+    from augment.score import cnn
+    from augment.score.candidates import external_key
+
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
+    fits = []
+    real_fit = cnn.train_cnn
+    monkeypatch.setattr(cnn, "train_cnn", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    cache, cfg = tmp_path / "cache", tiny_config("score.external='cnn'", "score.external_steps=3")
+    first = _scored_run(folder, cfg, tmp_path / "root", cache)
+    other = tiny_config("score.external='cnn'", "score.external_steps=3", "select.min_aux_prob=0.0")
+    second = _scored_run(folder, other, tmp_path / "root", cache)
+    assert second.out != first.out and fits == [1]
+    key = judge_key(LabeledImages.load(first.dataset).fingerprint, external_key(cfg))
+    assert TrainingCache(cache, "judge", "external.pt").check(key) is None
+    assert second.external.read_bytes() == first.external.read_bytes()
+    third = _scored_run(folder, tiny_config("score.external='cnn'", "score.external_steps=4"), tmp_path / "root",
+                        cache)
+    assert fits == [1, 1] and third.external.exists()  # another recipe: fitted again
+
+
+def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, monkeypatch):
+    from augment.score import cnn
+
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
+    cache, cfg = tmp_path / "cache", tiny_config("score.external='cnn'", "score.external_steps=3")
+    _scored_run(folder, cfg, tmp_path / "root", cache)
+    stored = next((cache / "judge").rglob("external.pt"))
+    stored.write_bytes(stored.read_bytes()[:100])
+    fits = []
+    real_fit = cnn.train_cnn
+    monkeypatch.setattr(cnn, "train_cnn", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    again = _scored_run(folder, tiny_config("score.external='cnn'", "score.external_steps=3",
+                                            "select.min_aux_prob=0.0"), tmp_path / "root", cache)
+    assert fits == [1] and again.external.stat().st_size > 100  # fitted afresh, and published again
+    assert len(next((cache / "judge").rglob("external.pt")).read_bytes()) > 100

@@ -104,6 +104,7 @@ def fit_external(data: LabeledImages, kind: str, *, seed: int = 0, device: torch
             model = cnn.train_cnn(data.images[tr], data.labels[tr], data.num_classes, steps=steps, seed=seed,
                                   device=device)
             if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
                 ckpt.save_checkpoint({"format": 1, "state": model.state_dict(), "recipe": recipe}, cache)
         clf = ExternalClassifier("cnn", model, data.num_classes, device)
     else:

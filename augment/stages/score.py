@@ -3,6 +3,9 @@ external classifier, nearest real image in its feature space) and select per cla
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,27 +13,38 @@ import torch
 from augment.amount import gan_training_images
 from augment.atomic import write_atomic, write_json
 from augment.balance import planned_by_index
+from augment.cache import TrainingCache, judge_key
 from augment.columns import computed_columns
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.generate import Synthetic, latents_for
-from augment.layout import RunLayout
-from augment.score.candidates import all_candidate_scores, external_judge
+from augment.layout import JUDGE_FILE, RunLayout
+from augment.score.candidates import all_candidate_scores, external_judge, external_key
 from augment.score.manifold import inside_class_manifold, pass_counts
 from augment.select import select
 from augment.trained import TrainedModels
 from augment.work_files import run_quota
 
+log = logging.getLogger("augment")
 
-def stage_score(cfg: Config, layout: RunLayout) -> dict:
+
+def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None) -> dict:
     """Score and select; report shortfalls. Candidates scored in an earlier round keep their scores:
-    only a top-up round's new ones are scored. Writes scores.parquet and selection.json."""
+    only a top-up round's new ones are scored. With `cache` (the training cache's folder), a 'cnn' judge
+    fitted on the same data before is reused, and a new one is published there. Writes scores.parquet and
+    selection.json."""
     data = LabeledImages.load(layout.dataset)
     names = data.class_names
     models = TrainedModels(layout, prepare_device(cfg.train))
     cand = Synthetic.load(layout.candidates)
+    judges = TrainingCache(cache, "judge", JUDGE_FILE) if cache is not None and cfg.score.external == "cnn" else None
+    key = judge_key(data.fingerprint, external_key(cfg))
+    if judges is not None and not layout.external.exists() and judges.restore(key, layout.judge_dir):
+        log.info("external judge reused from the cache (%s)", key[:12])
     ext, ext_report, real_feats, real_nn = external_judge(cfg, layout, data, models.device)
+    if judges is not None:
+        judges.publish(key, layout.judge_dir)
     scored = all_candidate_scores(cfg, layout, cand, models, ext, real_feats, names)
     aux_prob, realism, probs, feats, nn = (scored[k] for k in ("aux_prob", "realism", "probs", "feats", "nn"))
     labels = cand.labels.numpy()

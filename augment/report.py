@@ -288,7 +288,9 @@ def build_blocks(out: Path, meta: dict, manifest: pd.DataFrame, quality: pd.Data
         b += [("h2", "External classifier"),
               ("p", f"'{ext['kind']}', trained on {ext['n_train']} real images only; on {ext['n_holdout']} held-out "
                     f"real images it reaches accuracy {_fmt(ext['holdout_accuracy'])} and balanced accuracy "
-                    f"{_fmt(ext['holdout_balanced_accuracy'])}.")]
+                    f"{_fmt(ext['holdout_balanced_accuracy'])}."
+                    + (" Fitted by an earlier run on the same data (the training cache)." if ext.get("from_cache")
+                       else ""))]
         if ext["weak"]:
             b.append(("warn", f"The external classifier is too weak to judge (balanced accuracy below "
                               f"{ext['floor']}): its ext_prob, agreement and the metrics below say little. Use a "

@@ -148,6 +148,7 @@ def _scored_run(folder, cfg, root, cache):
 def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypatch):
     """The 'cnn' judge depends on the data alone: a rerun with other selection settings reads it from the
     cache (same features), where its GAN training comes from too."""
+    from augment.atomic import read_json
     from augment.cache import judge_key
     from augment.data.labeled import LabeledImages
     from augment.score import cnn
@@ -162,6 +163,7 @@ def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypat
     other = tiny_config("score.external='cnn'", "score.external_steps=3", "select.min_aux_prob=0.0")
     second = _scored_run(folder, other, tmp_path / "root", cache)
     assert second.out != first.out and fits == [1]
+    assert [read_json(r.selection)["external"]["from_cache"] for r in (first, second)] == [False, True]
     key = judge_key(LabeledImages.load(first.dataset).fingerprint, external_key(cfg))
     assert TrainingCache(cache, "judge", "external.pt").check(key) is None
     assert second.external.read_bytes() == first.external.read_bytes()
@@ -171,6 +173,7 @@ def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypat
 
 
 def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, monkeypatch):
+    from augment.atomic import read_json
     from augment.score import cnn
 
     folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
@@ -184,4 +187,5 @@ def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, mon
     again = _scored_run(folder, tiny_config("score.external='cnn'", "score.external_steps=3",
                                             "select.min_aux_prob=0.0"), tmp_path / "root", cache)
     assert fits == [1] and again.external.stat().st_size > 100  # fitted afresh, and published again
+    assert read_json(again.selection)["external"]["from_cache"] is False
     assert len(next((cache / "judge").rglob("external.pt")).read_bytes()) > 100

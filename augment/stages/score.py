@@ -27,6 +27,7 @@ from augment.trained import TrainedModels
 from augment.work_files import run_quota
 
 log = logging.getLogger("augment")
+REUSED = "from_cache.json"  # in the work folder's judge folder when the judge came from the cache
 
 
 def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None) -> dict:
@@ -42,9 +43,11 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     key = judge_key(data.fingerprint, external_key(cfg))
     if judges is not None and not layout.external.exists() and judges.restore(key, layout.judge_dir):
         log.info("external judge reused from the cache (%s)", key[:12])
+        write_json(layout.judge_dir / REUSED, {"key": key})  # after the restore: never part of the entry
     ext, ext_report, real_feats, real_nn = external_judge(cfg, layout, data, models.device)
     if judges is not None:
         judges.publish(key, layout.judge_dir)
+    reused = (layout.judge_dir / REUSED).exists()
     scored = all_candidate_scores(cfg, layout, cand, models, ext, real_feats, names)
     aux_prob, realism, probs, feats, nn = (scored[k] for k in ("aux_prob", "realism", "probs", "feats", "nn"))
     labels = cand.labels.numpy()
@@ -69,7 +72,7 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
                "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
                "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
-               "copy_threshold": copy_threshold, "external": ext_report.to_dict()}
+               "copy_threshold": copy_threshold, "external": {**ext_report.to_dict(), "from_cache": reused}}
     if on_manifold is not None:
         summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)

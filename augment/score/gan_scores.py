@@ -11,7 +11,7 @@ from augment.models import get_variant
 
 
 def gan_scores(gan: LoadedGAN, images: torch.Tensor, labels: torch.Tensor, aux_classifier: nn.Module | None = None,
-               batch_size: int = 1024, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+               batch_size: int = 256, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
     """aux_prob: probability of the intended class from the discriminator's class head, or from
     `aux_classifier` for variants without one; realism: sigmoid of the discriminator's logit for the
     image (with its label, for conditional discriminators)."""
@@ -19,7 +19,8 @@ def gan_scores(gan: LoadedGAN, images: torch.Tensor, labels: torch.Tensor, aux_c
     aux, real = [], []
     with torch.inference_mode():
         for b in range(0, len(images), batch_size):
-            x = images[b:b + batch_size].to(device).float().div_(127.5).sub_(1.0)
+            x = images[b:b + batch_size].to(device).float().div_(127.5).sub_(1.0).contiguous(
+                memory_format=torch.channels_last)  # as the discriminator trained (augment.generate.gan_from_state)
             y = labels[b:b + batch_size].to(device)
             probs = variant.class_probs(gan.discriminator, x)
             if probs is None:

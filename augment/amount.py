@@ -161,7 +161,7 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     counts = np.bincount(labels[train], minlength=real.num_classes)
     seeds = [seed + s for s in range(probe_seeds)]
     started, trainings = time.perf_counter(), 0
-    n_cnn = sum(c != "logreg" for c in classifiers)
+    cnns = [c for c in classifiers if c != "logreg"]  # logistic regression does not depend on the seed
 
     def probe(take: np.ndarray, run_seeds: list[int], which: list[str]) -> np.ndarray:
         nonlocal trainings
@@ -190,14 +190,14 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
         if j < i:
             full[i] = full[j]
         else:
-            more = probe(takes[i], seeds[1:], [c for c in classifiers if c != "logreg"]) if n_cnn else None
+            more = probe(takes[i], seeds[1:], cnns) if cnns else None
             full[i] = _more_seeds(screened[i], more, classifiers, len(seeds))
     curve = []
     for i, row in enumerate(rows):
         if i in full:
             row = _curve_row(row["share_value"], row["n_synthetic"], full[i], full[0], labels[held], seed,
                              len(CANDIDATE_SHARES) - 1)
-        curve.append({**row, "probe_seeds": len(seeds) if i in full or len(seeds) == 1 else 1,
+        curve.append({**row, "probe_seeds": len(full.get(i, screened[i])),
                       "screened_out": len(seeds) > 1 and i > 0 and i not in gained})
     cost = {"trainings": trainings, "seconds": round(time.perf_counter() - started, 1),
             "shares_tried": len(curve), "stopped_after": None if stopped is None else share_label(stopped),
@@ -214,7 +214,7 @@ def choose_share(real: LabeledImages, syn_images: torch.Tensor, syn_labels: np.n
     if stopped is not None:
         reason += (f"; {share_label(stopped)} lost to none with no gain inside its interval, so larger shares "
                    "were not tried")
-    if cost["screened_out"] and len(seeds) > 1:
+    if cost["screened_out"]:
         reason += (f"; {', '.join(cost['screened_out'])} gained nothing on the first probe seed, so "
                    "the other seeds were not trained for them")
     reason += f" (probe: {trainings} trainings, {cost['seconds']:.0f} s)"

@@ -21,6 +21,7 @@ from augment.atomic import write_json
 from augment.checkpoint import file_sha256
 from augment.config import Config, train_settings
 from augment.fsutil import link_or_copy_tree
+from augment.layout import JUDGE_FILE
 from augment.variants import rules_for
 from augment.version import __version__
 
@@ -122,3 +123,8 @@ class TrainingCache:
                 pass
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def judge_cache(root: str | Path) -> TrainingCache:
+    """The fitted 'cnn' external judges under <root>/judge/<judge_key>/external.pt."""
+    return TrainingCache(root, "judge", JUDGE_FILE)

@@ -145,19 +145,27 @@ def _scored_run(folder, cfg, root, cache):
     return layout
 
 
-def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypatch):
-    """The 'cnn' judge depends on the data alone: a rerun with other selection settings reads it from the
-    cache (same features), where its GAN training comes from too."""
-    from augment.atomic import read_json
-    from augment.cache import judge_key
-    from augment.data.labeled import LabeledImages
+@pytest.fixture
+def judge_fits(monkeypatch):
+    """One entry per SmallCNN fitted from here on (with the 'cnn' judge and no CAS, the judge's fits)."""
     from augment.score import cnn
-    from augment.score.candidates import external_key
 
-    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
     fits = []
     real_fit = cnn.train_cnn
     monkeypatch.setattr(cnn, "train_cnn", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    return fits
+
+
+def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, judge_fits):
+    """The 'cnn' judge depends on the data alone: a rerun with other selection settings reads it from the
+    cache (same features), where its GAN training comes from too."""
+    from augment.atomic import read_json
+    from augment.cache import judge_cache, judge_key
+    from augment.data.labeled import LabeledImages
+    from augment.score.candidates import external_key
+
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
+    fits = judge_fits
     cache, cfg = tmp_path / "cache", tiny_config("score.external='cnn'", "score.external_steps=3")
     first = _scored_run(folder, cfg, tmp_path / "root", cache)
     other = tiny_config("score.external='cnn'", "score.external_steps=3", "select.min_aux_prob=0.0")
@@ -165,25 +173,23 @@ def test_the_external_judge_is_fitted_once_for_the_same_data(tmp_path, monkeypat
     assert second.out != first.out and fits == [1]
     assert [read_json(r.selection)["external"]["from_cache"] for r in (first, second)] == [False, True]
     key = judge_key(LabeledImages.load(first.dataset).fingerprint, external_key(cfg))
-    assert TrainingCache(cache, "judge", "external.pt").check(key) is None
+    assert judge_cache(cache).check(key) is None
     assert second.external.read_bytes() == first.external.read_bytes()
     third = _scored_run(folder, tiny_config("score.external='cnn'", "score.external_steps=4"), tmp_path / "root",
                         cache)
     assert fits == [1, 1] and third.external.exists()  # another recipe: fitted again
 
 
-def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, monkeypatch):
+def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, judge_fits):
     from augment.atomic import read_json
-    from augment.score import cnn
 
     folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 5}, size=8)
     cache, cfg = tmp_path / "cache", tiny_config("score.external='cnn'", "score.external_steps=3")
     _scored_run(folder, cfg, tmp_path / "root", cache)
     stored = next((cache / "judge").rglob("external.pt"))
     stored.write_bytes(stored.read_bytes()[:100])
-    fits = []
-    real_fit = cnn.train_cnn
-    monkeypatch.setattr(cnn, "train_cnn", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    fits = judge_fits
+    fits.clear()  # count the second run's fits only
     again = _scored_run(folder, tiny_config("score.external='cnn'", "score.external_steps=3",
                                             "select.min_aux_prob=0.0"), tmp_path / "root", cache)
     assert fits == [1] and again.external.stat().st_size > 100  # fitted afresh, and published again

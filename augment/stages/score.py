@@ -13,13 +13,13 @@ import torch
 from augment.amount import gan_training_images
 from augment.atomic import write_atomic, write_json
 from augment.balance import planned_by_index
-from augment.cache import TrainingCache, judge_key
+from augment.cache import judge_cache, judge_key
 from augment.columns import computed_columns
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.generate import Synthetic, latents_for
-from augment.layout import JUDGE_FILE, RunLayout
+from augment.layout import RunLayout
 from augment.score.candidates import all_candidate_scores, external_judge, external_key
 from augment.score.manifold import inside_class_manifold, pass_counts
 from augment.select import select
@@ -39,8 +39,8 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     names = data.class_names
     models = TrainedModels(layout, prepare_device(cfg.train))
     cand = Synthetic.load(layout.candidates)
-    judges = TrainingCache(cache, "judge", JUDGE_FILE) if cache is not None and cfg.score.external == "cnn" else None
-    key = judge_key(data.fingerprint, external_key(cfg))
+    judges = judge_cache(cache) if cache is not None and cfg.score.external == "cnn" else None
+    key = judge_key(data.fingerprint, external_key(cfg)) if judges is not None else ""
     if judges is not None and not layout.external.exists() and judges.restore(key, layout.judge_dir):
         log.info("external judge reused from the cache (%s)", key[:12])
         write_json(layout.judge_dir / REUSED, {"key": key})  # after the restore: never part of the entry

@@ -308,9 +308,21 @@ def test_a_lock_that_cannot_be_created_is_an_output_error_not_a_traceback(tmp_pa
             pass
 
 
-def test_a_tree_is_synced_file_by_file_then_folder_by_folder_deepest_first(tmp_path, monkeypatch):
-    """What the output's rename publishes is durable first: every file synced (several at once), then each
-    folder after the folders inside it."""
+def test_a_tree_is_synced_by_one_syncfs_of_its_filesystem_on_linux(tmp_path, monkeypatch):
+    """On Linux, one syncfs(2) makes the whole tree durable: no file is synced one by one."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a.png").write_bytes(b"png")
+    assert augment.atomic.syncfs(tmp_path) is sys.platform.startswith("linux")
+    synced_files = []
+    monkeypatch.setattr(augment.atomic, "fsync_file", lambda p: synced_files.append(Path(p)))
+    augment.atomic.fsync_tree(tmp_path)
+    assert synced_files == ([] if sys.platform.startswith("linux") else [tmp_path / "x" / "a.png"])
+
+
+def test_without_syncfs_a_tree_is_synced_file_by_file_then_folder_by_folder_deepest_first(tmp_path, monkeypatch):
+    """Where syncfs is missing, what the output's rename publishes is made durable file by file (several at
+    once), then each folder after the folders inside it."""
+    monkeypatch.setattr(augment.atomic, "syncfs", lambda path: False)
     for rel in ("a.png", "x/b.png", "x/y/c.png", "z/d.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"png")

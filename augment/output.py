@@ -9,13 +9,11 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from augment.amount import sample_weights
 from augment.atomic import fsync_dir, fsync_tree, temp_name
@@ -26,6 +24,7 @@ from augment.errors import OutputError, as_output_error
 from augment.fsutil import link_or_copy_tree, pid_alive
 from augment.generate import Synthetic
 from augment.layout import GAN_DIR
+from augment.png_files import write_pngs
 
 IDENTITY_COLUMNS = ["path", "label", "class_name", "split", "is_synthetic", "source_id", "generator", "seed",
                     "latent_index", "round"]
@@ -105,11 +104,6 @@ def clean_stale_temps(out: Path) -> list[str]:
     return removed
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(arr)).save(path, format="PNG")
-
-
 def selection_rank(scores: pd.DataFrame, kept: np.ndarray) -> pd.array:
     """Each kept candidate's place in its class's selection order; missing where not kept."""
     rank = scores["rank"].to_numpy(np.int64) if "rank" in scores else np.full(len(kept), -1)
@@ -178,9 +172,7 @@ def write_dataset(out: Path, real: LabeledImages, synth: Synthetic, scores: pd.D
             for d in set(dirs):
                 (tmp / top / d).mkdir(parents=True, exist_ok=True)
         pixels = torch.cat([real.images, synth.images]).numpy()
-        jobs = list(zip(manifest["path"].tolist(), manifest.pop("_pixel").tolist()))
-        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda job: _write_png(tmp / job[0], pixels[job[1]]), jobs))
+        write_pngs(tmp, manifest["path"].tolist(), pixels, manifest.pop("_pixel").tolist(), workers)
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         write_hf_metadata(tmp, manifest)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from makers import KEEP_ALL, bars, make_image_folder, tiny_config
 
-from augment import output
+from augment import png_files
 from augment.data import LabeledImages
 from augment.errors import OutputError
 from augment.models import VARIANTS
@@ -126,7 +126,7 @@ def test_out_of_memory_retries_with_a_smaller_batch(faulty_variant, tmp_path, ca
 def test_full_or_read_only_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, code):
     folder = make_image_folder(tmp_path / "ds", {"a": 5, "b": 2}, size=8)
     calls = {"n": 0}
-    real_write = output._write_png
+    real_write = png_files.write_png
 
     def failing(path, image):
         calls["n"] += 1
@@ -134,7 +134,7 @@ def test_full_or_read_only_disk_is_a_clear_error_and_leaves_nothing(tmp_path, mo
             raise OSError(code, __import__("os").strerror(code), str(path))
         real_write(path, image)
 
-    monkeypatch.setattr(output, "_write_png", failing)
+    monkeypatch.setattr(png_files, "write_png", failing)
     with pytest.raises(OutputError, match=rf"Cannot write .*{__import__('os').strerror(code)}"):
         run_pipeline(str(folder), tiny_config(*KEEP_ALL), tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from makers import KEEP_ALL, make_image_folder, make_manifest, tiny_config
 
-from augment import output
+from augment import output, png_files
 from augment.checkpoint import file_sha256
 from augment.data import load_dataset
 from augment.errors import OutputError
@@ -70,7 +70,7 @@ def test_rerun_with_same_inputs_gives_the_same_manifest_rows(folder, tmp_path):
 
 def test_failure_mid_export_leaves_no_output_folder(folder, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real_write = output._write_png
+    real_write = png_files.write_png
 
     def flaky(path, image):
         calls["n"] += 1
@@ -78,7 +78,7 @@ def test_failure_mid_export_leaves_no_output_folder(folder, tmp_path, monkeypatc
             raise OSError("disk full (injected)")
         real_write(path, image)
 
-    monkeypatch.setattr(output, "_write_png", flaky)
+    monkeypatch.setattr(png_files, "write_png", flaky)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="injected"):
         run_pipeline(str(folder), tiny_config(*CFG), out)
@@ -86,7 +86,7 @@ def test_failure_mid_export_leaves_no_output_folder(folder, tmp_path, monkeypatc
     assert not any(n.startswith(".out.tmp-") for n in siblings(out))
     # the work folder survives, so the rerun reuses the finished training instead of retraining
     trained = json.loads((tmp_path / ".out.augment-work" / "train" / "result.json").read_text())
-    monkeypatch.setattr(output, "_write_png", real_write)
+    monkeypatch.setattr(png_files, "write_png", real_write)
     summary = run_pipeline(str(folder), tiny_config(*CFG), out)
     assert out.is_dir() and summary["counts_after"]["dog"] == 6
     meta = json.loads((out / "dataset.json").read_text())

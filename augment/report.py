@@ -130,36 +130,43 @@ def write_training_figures(run_dir: Path) -> None:
     plot_training_curves(run_dir / "stats.jsonl", run_dir / "curves.png")
 
 
+def _strip(out: Path, rows: pd.DataFrame, cells: int, pad: int = 2) -> tuple[np.ndarray, int]:
+    """Up to `cells` images of these manifest rows side by side on white (RGB), and one cell's width."""
+    images = [np.asarray(Image.open(out / path).convert("RGB")) for path in rows["path"].head(cells)]
+    h, w = images[0].shape[:2] if images else (8, 8)
+    strip = np.full((h, cells * (w + pad) - pad, 3), 255, dtype=np.uint8)
+    for j, image in enumerate(images):
+        strip[:, j * (w + pad):j * (w + pad) + w] = image
+    return strip, w + pad
+
+
 def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
     """One row per class with synthetic images: up to 8 kept on the left (the first in the selection's
     order; where the amount took none, the ones the selection kept, marked 'share'), up to 8 rejected on the
-    right."""
+    right, each marked with its reason. Each side is one image strip (two axes a class, not one an image:
+    matplotlib's cost is per axes)."""
     syn = manifest[manifest["is_synthetic"]]
     classes = list(dict.fromkeys(syn["class_name"]))[:MAX_CLASSES_SHOWN]
     if not classes:
         return False
-    fig, axes = plt.subplots(len(classes), 2 * per_side + 1,
-                             figsize=(0.6 * (2 * per_side + 1) + 1.5, 0.65 * len(classes) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(classes), 2, figsize=(0.6 * (2 * per_side + 1) + 1.5, 0.65 * len(classes) + 0.6),
+                             squeeze=False, gridspec_kw={"wspace": 1 / (2 * per_side)})
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
         kept = rows[rows["kept"]].sort_values("rank", kind="stable").head(per_side)  # in selection order
         if kept.empty:  # the amount took none: show what the selection kept instead of an empty side
             kept = rows[rows["reject_reason"] == LEFT_OUT].sort_values("rank", kind="stable").head(per_side)
         rejected = rows[~rows["kept"] & ~rows.index.isin(kept.index)].head(per_side)
-        for j in range(2 * per_side + 1):
-            axes[r, j].axis("off")
-        for j, (_, row) in enumerate(kept.iterrows()):
-            axes[r, j].imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
-            if not row["kept"]:
-                axes[r, j].set_title(LEFT_OUT, fontsize=5, pad=1)
-        for j, (_, row) in enumerate(rejected.iterrows()):
-            ax = axes[r, per_side + 1 + j]
-            ax.imshow(np.asarray(Image.open(out / row["path"])), cmap="gray", vmin=0, vmax=255)
-            ax.set_title(row["reject_reason"], fontsize=5, pad=1)
-        axes[r, 0].text(-0.4, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
-    axes[0, per_side // 2].set_title("kept (or selected, left out by the share)", fontsize=9, pad=8)
-    axes[0, per_side + 1 + per_side // 2].set_title("rejected", fontsize=9, pad=8)
+        for ax, side in zip(axes[r], (kept, rejected)):
+            strip, cell = _strip(out, side, per_side)
+            ax.imshow(strip, interpolation="nearest")
+            ax.axis("off")
+            for j, row in enumerate(side.itertuples()):
+                if not row.kept:
+                    ax.text((j + 0.5) * cell - 1, -1, row.reject_reason, fontsize=5, ha="center", va="bottom")
+        axes[r, 0].text(-0.02, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    axes[0, 0].set_title("kept (or selected, left out by the share)", fontsize=9, pad=8)
+    axes[0, 1].set_title("rejected", fontsize=9, pad=8)
     _save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True

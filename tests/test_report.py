@@ -72,3 +72,23 @@ def test_the_report_says_how_many_cpu_threads_trained(run):
     assert threads_note({"device": "cpu", "threads": two_jobs}) == " with 1-3 CPU threads"
     assert threads_note({"device": "cuda:0", "threads": {"all": [[0.0, 1]]}}) == ""
     assert threads_note({"device": "cpu"}) == ""  # a run recorded before threads were
+
+
+def test_kept_and_rejected_samples_are_drawn_a_row_per_class_with_reasons(tmp_path):
+    """Grey and colour candidates on disk: one figure row per class with synthetic rows; none without them."""
+    from augment.report import plot_kept_rejected
+
+    rows = []
+    for c, mode in enumerate(["L", "RGB"]):
+        for i in range(4):
+            rel = f"{'images' if i < 2 else 'rejected'}/c{c}/{i}.png"
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new(mode, (6, 6), 40 * i).save(tmp_path / rel)
+            rows.append({"path": rel, "class_name": f"c{c}", "is_synthetic": True, "kept": i < 2, "rank": i,
+                         "reject_reason": "" if i < 2 else "ext_prob"})
+    manifest = pd.DataFrame(rows)
+    assert plot_kept_rejected(tmp_path, manifest, tmp_path / "two.png")
+    assert plot_kept_rejected(tmp_path, manifest[manifest["class_name"] == "c0"], tmp_path / "one.png")
+    with Image.open(tmp_path / "two.png") as two, Image.open(tmp_path / "one.png") as one:
+        assert two.height > one.height * 1.4
+    assert not plot_kept_rejected(tmp_path, manifest.assign(is_synthetic=False), tmp_path / "none.png")

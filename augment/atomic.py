@@ -103,7 +103,7 @@ def syncfs(path: str | Path) -> bool:
 
 def fsync_tree(root: str | Path, workers: int = 8) -> None:
     """Make everything under `root` durable: a folder built under a temp name is on disk before the rename
-    that publishes it. On Linux one syncfs of its filesystem (98,000 small files: 0.5-1.1 s against 7.9-8.0 s
+    that publishes it. On Linux one syncfs of its filesystem (98,000 small files: 0.8-1.0 s against 7.2-8.1 s
     of fsyncs on 8 threads; it also flushes what other processes wrote there); elsewhere every file
     (on `workers` threads: fsync waits on the disk, not the CPU), then every folder, deepest first."""
     if syncfs(root):

@@ -6,6 +6,7 @@ interpreters that import this module alone."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger("augment")
 MIN_PER_WORKER = 2000  # fewer images than this per extra worker are written in this process
 
 
@@ -63,11 +65,18 @@ def _start_worker(root: str, paths: Sequence[str], images: np.ndarray) -> subpro
     flow's), these import numpy alone."""
     package_root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    if not sys.executable:
+        raise OSError("no Python interpreter to start (sys.executable is empty)")
     worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     header = {"root": root, "paths": list(paths), "shape": list(images.shape)}
-    with worker.stdin:
-        worker.stdin.write(json.dumps(header).encode() + b"\n")
-        worker.stdin.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    try:
+        with worker.stdin:
+            worker.stdin.write(json.dumps(header).encode() + b"\n")
+            worker.stdin.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    except OSError:  # it died before reading its block
+        worker.kill()
+        worker.wait()
+        raise
     return worker
 
 
@@ -91,17 +100,23 @@ def write_pngs(root: str | Path, paths: Sequence[str], images: np.ndarray, rows:
                workers: int | None = None) -> None:
     """Write images[rows[i]] to root/paths[i] for every i (the folders must exist), split into consecutive
     blocks over up to `workers` processes, this one included (default: every core this process may use); all
-    here where there are too few images to pay for starting others. A worker's error (a full disk) is raised
-    here, after every worker has stopped."""
+    here where there are too few images to pay for starting others, or where no process can be started.
+    A worker's error (a full disk) is raised here, after every worker has stopped."""
     workers = min(workers or cpu_workers(), max(1, len(paths) // MIN_PER_WORKER))
     size = -(-len(paths) // workers)
     blocks = [(paths[lo:lo + size], images[np.asarray(rows[lo:lo + size], dtype=np.int64)])
               for lo in range(0, len(paths), size)]
     started: list[subprocess.Popen] = []
+    here = blocks[:1]
     try:
         for block in blocks[1:]:
-            started.append(_start_worker(str(root), *block))
-        _write_block(str(root), *blocks[0])
+            try:
+                started.append(_start_worker(str(root), *block))
+            except OSError as exc:  # no process can be started here (a sandbox): this one writes the block
+                log.debug("PNG writer process not started (%s); writing its block here", exc)
+                here.append(block)
+        for block in here:
+            _write_block(str(root), *block)
         for worker in started:
             _finish_worker(worker)
     finally:

@@ -48,3 +48,17 @@ def test_a_workers_error_reaches_the_caller_as_the_same_kind_of_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         write_pngs(tmp_path, paths, np.zeros((n, 1, 2, 2), np.uint8), list(range(n)), workers=2)
     assert len(list((tmp_path / "here").iterdir())) == n // 2
+
+
+def test_where_no_process_can_start_every_image_is_written_here(tmp_path, monkeypatch):
+    from augment import png_files
+
+    def refused(*args, **kwargs):
+        raise PermissionError("process creation refused (injected)")
+
+    monkeypatch.setattr(png_files.subprocess, "Popen", refused)
+    n = 3 * MIN_PER_WORKER
+    images = np.random.default_rng(1).integers(0, 256, (n, 1, 3, 3), dtype=np.uint8)
+    write_pngs(tmp_path, [f"{i}.png" for i in range(n)], images, list(range(n)), workers=3)
+    assert len(list(tmp_path.iterdir())) == n
+    assert np.array_equal(np.asarray(Image.open(tmp_path / f"{n - 1}.png")), images[n - 1, 0])

@@ -55,7 +55,7 @@ def _write_block(root: str, paths: Sequence[str], images: np.ndarray) -> None:
 
 
 def cpu_workers() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on (thread_governor.allowed_cpus, which imports torch; workers must not)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

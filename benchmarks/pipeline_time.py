@@ -1,7 +1,8 @@
 """Where the default pipeline's wall time goes: the Fashion-MNIST-LT folder (benchmarks/fashion_lt.py's split,
 9,922 PNG images) run through the CLI with the defaults, then seconds per stage (dataset.json `stage_seconds`),
-training steps/s, the non-training stages' share of the wall time, and the fraction of the device's measured
-matmul peak that the training step reaches (FLOPs per step from benchmarks/throughput.py).
+training steps/s, the non-training stages' share of the wall time, the fraction of the device's measured
+matmul peak that the training step reaches (FLOPs per step from benchmarks/throughput.py), and the external
+judge's held-out balanced accuracy (its quality must not change when the pipeline gets faster).
 
     python benchmarks/pipeline_time.py [--seed 0] [--set key=value ...] [--keep DIR]
 """
@@ -61,6 +62,10 @@ def main() -> None:
           f"{meta['config']['train']['batch_size']}; {flops / 1e9:.2f} GFLOP a step; "
           f"{flops * steps_per_s / peak:.2%} of the measured {precision} matmul peak ({peak / 1e12:.2f} TFLOP/s); "
           f"CPU threads {training.get('threads')}")
+    judge = meta.get("external_classifier") or {}
+    reading = judge.get("holdout_balanced_accuracy", float("nan"))
+    print(f"judge ({judge.get('kind')}): held-out balanced accuracy {reading:.4f} "
+          f"on {judge.get('n_holdout')} real images (trained on {judge.get('n_train')})")
     share = meta.get("synthetic_share") or {}
     print(f"synthetic share {share.get('share')}: {share.get('reason')}")
 

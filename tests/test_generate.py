@@ -1,3 +1,4 @@
+import pytest
 import torch
 from makers import tiny_config
 
@@ -73,3 +74,22 @@ def test_gan_scores_are_probabilities(tmp_path):
     scores = gan_scores(gan, syn.images, syn.labels)
     for k in ("aux_prob", "realism"):
         assert scores[k].shape == (8,) and ((scores[k] >= 0) & (scores[k] <= 1)).all()
+
+
+@pytest.mark.parametrize("sets", [(), ("model.acgan_projection=true",), ("model.arch=classic",)])
+def test_acgan_reads_realism_and_class_from_one_discriminator_pass_as_from_two(sets):
+    """gan_scores reads both from one pass of ACGAN's D: the same numbers as critic and class_probs apart."""
+    from augment.models import VARIANTS
+    from augment.models.registry import DataShape
+
+    cfg = tiny_config(*sets)
+    acgan = VARIANTS["acgan"]
+    size = 32 if "model.arch=classic" in sets else 16
+    _, d = acgan.build(cfg.model, DataShape(1, size, 3))
+    d.eval()
+    x, y = torch.rand(6, 1, size, size) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.inference_mode():
+        logits, probs = acgan.critic_with_probs(d, x, y)
+        assert torch.allclose(logits, acgan.critic(d, x, y), atol=1e-6)
+        assert torch.allclose(probs, acgan.class_probs(d, x), atol=1e-6)
+    assert acgan.critic_and_probs is not None

@@ -66,4 +66,10 @@ def class_probs(D, x):
     return torch.softmax(D(x)[1].float(), dim=1)
 
 
-ACGAN = register_variant(Variant(rules.ACGAN, build, d_loss, g_loss, critic, class_probs))
+def critic_and_probs(D, x, y):
+    """One pass: ACGAN's D gives the label to its logit at most (acgan_projection), never to its class head."""
+    logits, cls = D(x, y)
+    return logits, torch.softmax(cls.float(), dim=1)
+
+
+ACGAN = register_variant(Variant(rules.ACGAN, build, d_loss, g_loss, critic, class_probs, critic_and_probs))

@@ -47,6 +47,8 @@ class Variant:
     critic(D, x, y) -> adversarial logits, as the gradient penalty sees them
     class_probs(D, x) -> (N, K) class probabilities from D's own class head, or None (no head:
         the pipeline trains a separate auxiliary classifier on the real images)
+    critic_and_probs(D, x, y) -> both of the above from one pass of D, where the class head does not depend
+        on the label; None (the default): two passes
     """
 
     rules: VariantRules
@@ -55,6 +57,7 @@ class Variant:
     g_loss: Callable[..., tuple[Tensor, Stats]]
     critic: Callable[[nn.Module, Tensor, Tensor], Tensor]
     class_probs: Callable[[nn.Module, Tensor], Tensor | None]
+    critic_and_probs: Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor | None]] | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +74,12 @@ class Variant:
     @property
     def has_class_head(self) -> bool:
         return self.class_probs is not no_class_head
+
+    def critic_with_probs(self, D: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(critic(D, x, y), class_probs(D, x)): in one pass of D where the variant declares how."""
+        if self.critic_and_probs is not None:
+            return self.critic_and_probs(D, x, y)
+        return self.critic(D, x, y), self.class_probs(D, x)
 
 
 VARIANTS: dict[str, Variant] = {}

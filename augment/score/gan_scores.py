@@ -22,12 +22,12 @@ def gan_scores(gan: LoadedGAN, images: torch.Tensor, labels: torch.Tensor, aux_c
             x = images[b:b + batch_size].to(device).float().div_(127.5).sub_(1.0).contiguous(
                 memory_format=torch.channels_last)  # as the discriminator trained (augment.generate.gan_from_state)
             y = labels[b:b + batch_size].to(device)
-            probs = variant.class_probs(gan.discriminator, x)
+            y_d = y if variant.conditional else torch.zeros_like(y)
+            logits, probs = variant.critic_with_probs(gan.discriminator, x, y_d)
             if probs is None:
                 probs = torch.softmax(aux_classifier(x)[1].float(), dim=1)
             aux.append(probs.gather(1, y[:, None]).squeeze(1).cpu())
-            y_d = y if variant.conditional else torch.zeros_like(y)
-            real.append(torch.sigmoid(variant.critic(gan.discriminator, x, y_d).float()).cpu())
+            real.append(torch.sigmoid(logits.float()).cpu())
     if not aux:
         return {"aux_prob": np.zeros(0), "realism": np.zeros(0)}
     return {"aux_prob": torch.cat(aux).numpy().astype(np.float64),

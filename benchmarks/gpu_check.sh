@@ -18,7 +18,8 @@ step() {  # step NAME SECONDS COMMAND...: run it under a time limit, log it, sho
   shift 2
   echo "== $(date +%T) $name: $*" | tee -a "$out/steps.log"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
-  echo "== $(date +%T) $name exit $?" | tee -a "$out/steps.log"
+  local rc=$?
+  echo "== $(date +%T) $name exit $rc" | tee -a "$out/steps.log"
   tail -n 6 "$out/$name.log"
 }
 

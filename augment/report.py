@@ -130,14 +130,14 @@ def write_training_figures(run_dir: Path) -> None:
     plot_training_curves(run_dir / "stats.jsonl", run_dir / "curves.png")
 
 
-def _strip(out: Path, rows: pd.DataFrame, cells: int, pad: int = 2) -> tuple[np.ndarray, int]:
-    """Up to `cells` images of these manifest rows side by side on white (RGB), and one cell's width."""
-    images = [np.asarray(Image.open(out / path).convert("RGB")) for path in rows["path"].head(cells)]
-    h, w = images[0].shape[:2] if images else (8, 8)
-    strip = np.full((h, cells * (w + pad) - pad, 3), 255, dtype=np.uint8)
-    for j, image in enumerate(images):
-        strip[:, j * (w + pad):j * (w + pad) + w] = image
-    return strip, w + pad
+def _strip(out: Path, rows: pd.DataFrame, cells: int) -> np.ndarray | None:
+    """Up to `cells` images of these manifest rows side by side (augment.grids, one row of `cells`), or None."""
+    import torch
+
+    from augment.grids import grid_image
+
+    images = [np.asarray(Image.open(out / path).convert("RGB")).transpose(2, 0, 1) for path in rows["path"].head(cells)]
+    return np.asarray(grid_image(torch.from_numpy(np.stack(images)), cells)) if images else None
 
 
 def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
@@ -158,12 +158,15 @@ def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: 
             kept = rows[rows["reject_reason"] == LEFT_OUT].sort_values("rank", kind="stable").head(per_side)
         rejected = rows[~rows["kept"] & ~rows.index.isin(kept.index)].head(per_side)
         for ax, side in zip(axes[r], (kept, rejected)):
-            strip, cell = _strip(out, side, per_side)
-            ax.imshow(strip, interpolation="nearest")
             ax.axis("off")
+            strip = _strip(out, side, per_side)
+            if strip is None:
+                continue
+            ax.imshow(strip, interpolation="nearest")
+            cell = strip.shape[1] / per_side
             for j, row in enumerate(side.itertuples()):
                 if not row.kept:
-                    ax.text((j + 0.5) * cell - 1, -1, row.reject_reason, fontsize=5, ha="center", va="bottom")
+                    ax.text((j + 0.5) * cell, 0, row.reject_reason, fontsize=5, ha="center", va="bottom")
         axes[r, 0].text(-0.02, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
     axes[0, 0].set_title("kept (or selected, left out by the share)", fontsize=9, pad=8)
     axes[0, 1].set_title("rejected", fontsize=9, pad=8)

@@ -102,6 +102,8 @@ def write_pngs(root: str | Path, paths: Sequence[str], images: np.ndarray, rows:
     blocks over up to `workers` processes, this one included (default: every core this process may use); all
     here where there are too few images to pay for starting others, or where no process can be started.
     A worker's error (a full disk) is raised here, after every worker has stopped."""
+    if not len(paths):
+        return
     workers = min(workers or cpu_workers(), max(1, len(paths) // MIN_PER_WORKER))
     size = -(-len(paths) // workers)
     blocks = [(paths[lo:lo + size], images[np.asarray(rows[lo:lo + size], dtype=np.int64)])

@@ -62,3 +62,8 @@ def test_where_no_process_can_start_every_image_is_written_here(tmp_path, monkey
     write_pngs(tmp_path, [f"{i}.png" for i in range(n)], images, list(range(n)), workers=3)
     assert len(list(tmp_path.iterdir())) == n
     assert np.array_equal(np.asarray(Image.open(tmp_path / f"{n - 1}.png")), images[n - 1, 0])
+
+
+def test_no_images_write_nothing(tmp_path):
+    write_pngs(tmp_path, [], np.zeros((0, 1, 2, 2), np.uint8), [])
+    assert not any(tmp_path.iterdir())

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The speed checks that need a GPU, as one prepared run of at most 8 minutes on a lent H100 or H200: the
+# The speed checks that need a GPU, as one prepared run of at most 8 minutes on a lent H100 or H200: what the
+# image holds (torch, CUDA, the packages augment reads with), the
 # default model's and classic's training steps/s at batch 64 (eager, then captured as CUDA graphs), and the
 # default pipeline on the Fashion-MNIST-LT folder end to end with the judge's held-out reading. Every step's
 # output goes to $OUT/<step>.log and its start, end and exit code to $OUT/steps.log.
@@ -24,6 +25,7 @@ step() {  # step NAME SECONDS COMMAND...: run it under a time limit, log it, sho
 }
 
 step gpu 20 nvidia-smi
+step torch 60 python3 -c "import torch, pandas, pyarrow, sklearn, matplotlib, PIL; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))"
 step eager 110 python3 benchmarks/throughput.py --configs default,classic --steps 400
 step graphs 130 python3 benchmarks/throughput.py --configs default,classic --steps 400 --set train.compile=reduce-overhead
 step pipeline 220 python3 benchmarks/pipeline_time.py --seed 0

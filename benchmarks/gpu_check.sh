@@ -1,9 +1,9 @@
 #!/bin/bash
-# The speed checks that need a GPU, as one prepared run of at most 8 minutes on a lent H100 or H200: what the
-# image holds (torch, CUDA, the packages augment reads with), the
-# default model's and classic's training steps/s at batch 64 (eager, then captured as CUDA graphs), and the
-# default pipeline on the Fashion-MNIST-LT folder end to end with the judge's held-out reading. Every step's
-# output goes to $OUT/<step>.log and its start, end and exit code to $OUT/steps.log.
+# The speed checks that need a GPU, as one prepared run of at most 8 minutes on a lent H100 or H200: whether
+# torch sees the GPU and the packages augment uses import, the default model's and classic's training steps/s
+# at batch 64 (eager, then captured as CUDA graphs), and the default pipeline on the Fashion-MNIST-LT folder
+# end to end with the judge's held-out reading. Every step's output goes to $OUT/<step>.log and its start, end
+# and exit code to $OUT/steps.log.
 #
 # The image's python3 has torch, pandas, pyarrow, scikit-learn, matplotlib and pillow; augment runs from this
 # checkout (PYTHONPATH), so nothing is installed. Fashion-MNIST's four .gz files travel in .fm/ (ignored by git):

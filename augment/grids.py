@@ -17,9 +17,10 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def grid_image(images: torch.Tensor, ncol: int, min_cell: int = 32, pad: int = 2) -> Image.Image:
-    """uint8 (N, C, H, W) -> one PIL image with `ncol` columns, nearest-neighbour upscaled."""
-    x = images.detach().cpu().numpy()
+def grid_image(images: torch.Tensor | np.ndarray, ncol: int, min_cell: int = 32, pad: int = 2) -> Image.Image:
+    """uint8 (N, C, H, W), a tensor on any device or an array -> one PIL image with `ncol` columns,
+    nearest-neighbour upscaled."""
+    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     n, c, h, w = x.shape
     scale = max(1, -(-min_cell // h))
     nrow = max(1, -(-n // ncol))

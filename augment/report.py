@@ -132,12 +132,10 @@ def write_training_figures(run_dir: Path) -> None:
 
 def _strip(out: Path, rows: pd.DataFrame, cells: int) -> np.ndarray | None:
     """Up to `cells` images of these manifest rows side by side (augment.grids, one row of `cells`), or None."""
-    import torch
-
     from augment.grids import grid_image
 
     images = [np.asarray(Image.open(out / path).convert("RGB")).transpose(2, 0, 1) for path in rows["path"].head(cells)]
-    return np.asarray(grid_image(torch.from_numpy(np.stack(images)), cells)) if images else None
+    return np.asarray(grid_image(np.stack(images), cells)) if images else None
 
 
 def plot_kept_rejected(out: Path, manifest: pd.DataFrame, path: Path, per_side: int = 8) -> bool:
@@ -187,15 +185,16 @@ def plot_score_histograms(manifest: pd.DataFrame, path: Path, copy_threshold: fl
                              squeeze=False)
     for r, name in enumerate(classes):
         rows = syn[syn["class_name"] == name]
+        kept = rows["kept"].to_numpy(bool)
         for j, col in enumerate(cols):
             ax = axes[r, j]
             values = rows[col.name].to_numpy(float)
-            if np.isfinite(values).any():
+            finite = np.isfinite(values)
+            if finite.any():
                 lo, hi = (0.0, float(np.nanmax(values)) or 1.0) if col.unbounded else (0.0, 1.0)
                 bins = np.linspace(lo, hi, 21)
-                kept = rows["kept"].to_numpy(bool)
-                n_kept, _ = np.histogram(values[kept & np.isfinite(values)], bins)
-                n_rejected, _ = np.histogram(values[~kept & np.isfinite(values)], bins)
+                n_kept, _ = np.histogram(values[kept & finite], bins)
+                n_rejected, _ = np.histogram(values[~kept & finite], bins)
                 # stacked as two filled step outlines: two artists, not a bar patch per bin (matplotlib's cost)
                 ax.stairs(n_kept, bins, fill=True, color="tab:green", label="kept")
                 ax.stairs(n_kept + n_rejected, bins, baseline=n_kept, fill=True, color="tab:red", label="rejected")

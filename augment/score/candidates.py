@@ -1,10 +1,13 @@
 """Scoring every candidate of a run, and the caches that make later rounds cheap: the external classifier
 fitted once, the real images' features and nearest-neighbour distances computed once per external
-classifier, and candidate scores kept across top-up rounds (only new candidates are scored)."""
+classifier, and candidate scores kept across top-up rounds and cached runs, matched by content (only
+candidates not seen before are scored)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,36 +64,45 @@ def scorer_key(cfg: Config, layout: RunLayout) -> str:
                       sort_keys=True)
 
 
-def load_candidate_scores(layout: RunLayout, key: str, cand: Synthetic) -> dict[str, np.ndarray]:
-    """The stored scores of the first candidates, if the same scorers made them for the same candidates
-    (class and latent index row by row); else none."""
-    if not layout.candidate_scores.exists():
+def row_keys(cand: Synthetic) -> np.ndarray:
+    """A 64-bit content key per candidate (blake2b of its pixels, salted with its class): scores are reused
+    by content, so a candidate scored before, in an earlier round or by a cached run, is not scored again,
+    and a changed image never inherits another's scores. About 0.3 s for 100,000 28-px images."""
+    rows = cand.images.numpy().reshape(len(cand), -1)
+    labels = cand.labels.numpy().astype("<i8")
+    return np.fromiter((int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8, salt=c.tobytes()).digest(),
+                                       "little") for r, c in zip(rows, labels)), dtype=np.uint64, count=len(cand))
+
+
+def stored_scores(path: Path, key: str) -> dict[str, np.ndarray]:
+    """The scores in a candidate-scores file if the same scorers made them (with their row keys); else none."""
+    if not path.exists():
         return {}
-    with np.load(layout.candidate_scores) as z:
+    with np.load(path) as z:
         stored = {k: z[k] for k in z.files}
-    n = len(stored["aux_prob"])
-    same_rows = n <= len(cand) and np.array_equal(stored.pop("label"), cand.labels.numpy()[:n]) \
-        and np.array_equal(stored.pop("latent_index"), cand.latent_index.numpy()[:n])
-    return stored if str(stored.pop("key")) == key and same_rows else {}
+    return stored if str(stored.get("key")) == key and "row_key" in stored else {}
 
 
-def save_candidate_scores(layout: RunLayout, key: str, cand: Synthetic, scores: dict[str, np.ndarray]) -> None:
+def save_candidate_scores(layout: RunLayout, key: str, cand: Synthetic, keys: np.ndarray,
+                          scores: dict[str, np.ndarray]) -> None:
     write_atomic(layout.candidate_scores, lambda fh: np.savez(
-        fh, key=np.array(key), label=cand.labels.numpy(), latent_index=cand.latent_index.numpy(), **scores))
+        fh, key=np.array(key), row_key=keys, label=cand.labels.numpy(), latent_index=cand.latent_index.numpy(),
+        **scores))
 
 
-def score_candidates(cand: Synthetic, start: int, models: TrainedModels, ext: ExternalClassifier,
+def score_candidates(cand: Synthetic, rows: np.ndarray, models: TrainedModels, ext: ExternalClassifier,
                      real_feats: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     """GAN head (or auxiliary classifier) and realism, external probabilities and features, and the
-    distance to the nearest real image, for candidates start..end (new rows are appended by rounds)."""
-    labels = cand.labels.numpy()[start:]
-    images = cand.images[start:]
+    distance to the nearest real image, for the candidates at `rows`."""
+    take = torch.from_numpy(rows)
+    labels = cand.labels[take]
+    images = cand.images[take]
     aux = models.aux_classifier()
     aux_prob, realism = np.zeros(len(labels)), np.zeros(len(labels))
-    for c in np.unique(labels):
-        mask = labels == c
+    for c in np.unique(labels.numpy()):
+        mask = labels.numpy() == c
         idx = torch.from_numpy(np.flatnonzero(mask))
-        sc = gan_scores(models.gan_for(names[c]), images[idx], cand.labels[start:][idx], aux, device=models.device)
+        sc = gan_scores(models.gan_for(names[c]), images[idx], labels[idx], aux, device=models.device)
         aux_prob[mask], realism[mask] = sc["aux_prob"], sc["realism"]
     probs, feats = ext.predict(images)
     feats = feats.astype(np.float32)
@@ -99,13 +111,39 @@ def score_candidates(cand: Synthetic, start: int, models: TrainedModels, ext: Ex
 
 
 def all_candidate_scores(cfg: Config, layout: RunLayout, cand: Synthetic, models: TrainedModels,
-                         ext: ExternalClassifier, real_feats: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """Scores of every candidate: those stored by an earlier round of the same scorers, plus the new ones."""
+                         ext: ExternalClassifier, real_feats: np.ndarray, names: list[str],
+                         earlier: Sequence[Path] = ()) -> dict[str, np.ndarray]:
+    """Scores of every candidate, in candidate order: those the same scorers stored before (this run's
+    earlier rounds, then the `earlier` files, e.g. a cached run's), matched by content, plus new ones for the
+    rest. Saved for the next round whenever anything was scored or reused from elsewhere."""
     key = scorer_key(cfg, layout)
-    scored = load_candidate_scores(layout, key, cand)
-    start = len(scored["aux_prob"]) if scored else 0
-    if not scored or start < len(cand):
-        new = score_candidates(cand, start, models, ext, real_feats, names)
-        scored = {k: np.concatenate([scored[k], new[k]]) for k in new} if scored else new
-        save_candidate_scores(layout, key, cand, scored)
-    return scored
+    keys = row_keys(cand)
+    found = np.zeros(len(cand), dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    for path in (layout.candidate_scores, *earlier):
+        stored = stored_scores(path, key)
+        if not stored:
+            continue
+        unique, first = np.unique(stored["row_key"], return_index=True)
+        pos = np.minimum(np.searchsorted(unique, keys), len(unique) - 1)
+        hit = ~found & (unique[pos] == keys) if len(unique) else np.zeros(len(cand), dtype=bool)
+        if path == layout.candidate_scores and hit.all() and np.array_equal(stored["row_key"], keys):
+            return {k: stored[k] for k in SCORES}  # this run's file, row for row: nothing to do
+        _fill(out, {k: stored[k][first[pos[hit]]] for k in SCORES}, hit)
+        found |= hit
+    if not found.all() or not out:
+        rows = np.flatnonzero(~found)
+        _fill(out, score_candidates(cand, rows, models, ext, real_feats, names), ~found)
+    save_candidate_scores(layout, key, cand, keys, out)
+    return out
+
+
+SCORES = ("aux_prob", "realism", "probs", "feats", "nn")
+
+
+def _fill(out: dict[str, np.ndarray], part: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Put `part`'s arrays at the `rows` (a mask over every candidate) of `out`'s, made on first use."""
+    for k, v in part.items():
+        if k not in out:
+            out[k] = np.zeros((len(rows), *v.shape[1:]), dtype=v.dtype)
+        out[k][rows] = v

@@ -14,14 +14,15 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 from augment.atomic import write_json
 from augment.checkpoint import file_sha256
 from augment.config import Config, train_settings
-from augment.fsutil import link_or_copy_tree
-from augment.layout import JUDGE_FILE
+from augment.fsutil import link_or_copy, link_or_copy_tree
+from augment.layout import CANDIDATE_SCORES, JUDGE_FILE
 from augment.variants import rules_for
 from augment.version import __version__
 
@@ -76,7 +77,7 @@ class TrainingCache:
         """Copy (hard-link where possible) a finished training into train_dir; False on a miss. An entry
         whose files do not match the checksums written when it was published (truncated, edited, or from a
         version of augment that wrote none) is removed and counts as a miss: it is trained again, never
-        loaded."""
+        loaded. An entry pruned while it is copied is a miss too. A hit marks the entry as used (`prune`)."""
         if not self.has(key):
             return False
         problem = self.check(key)
@@ -86,7 +87,13 @@ class TrainingCache:
             return False
         if train_dir.exists():
             shutil.rmtree(train_dir)
-        link_or_copy_tree(self.entry(key), train_dir)
+        try:
+            link_or_copy_tree(self.entry(key), train_dir)
+            os.utime(self.entry(key) / SUMS)  # last use, for prune's least-recently-used order
+        except OSError as exc:
+            log.warning("training cache entry %s went away while it was read (%s); a miss", key[:12], exc)
+            shutil.rmtree(train_dir, ignore_errors=True)
+            return False
         (train_dir / SUMS).unlink(missing_ok=True)  # the cache's record, not part of the training
         return True
 
@@ -107,14 +114,19 @@ class TrainingCache:
                 return f"{name} does not match its checksum"
         return None
 
-    def publish(self, key: str, train_dir: Path) -> None:
-        """Add a finished training; if another worker published the same key first, keep theirs."""
+    def publish(self, key: str, source: Path) -> None:
+        """Add a finished training (a folder, or one file); if another worker published the same key first,
+        keep theirs."""
         if self.has(key):
             return
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            link_or_copy_tree(train_dir, tmp)
+            if source.is_dir():
+                link_or_copy_tree(source, tmp)
+            else:
+                tmp.mkdir()
+                link_or_copy(source, tmp / source.name)
             files = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             write_json(tmp / SUMS, {"augment_version": __version__, "files": files})
             try:
@@ -128,3 +140,43 @@ class TrainingCache:
 def judge_cache(root: str | Path) -> TrainingCache:
     """The fitted 'cnn' external judges under <root>/judge/<judge_key>/external.pt."""
     return TrainingCache(root, "judge", JUDGE_FILE)
+
+
+def scores_cache(root: str | Path) -> TrainingCache:
+    """Candidate scores of a finished run under <root>/scores/<sha256 of score.candidates.scorer_key>/,
+    reused by content (`score.candidates.row_keys`) when a rerun generates the same candidates."""
+    return TrainingCache(root, "scores", CANDIDATE_SCORES)
+
+
+STALE_SECONDS = 86_400  # a hidden half-published or half-removed entry older than this was left by a crash
+
+
+def prune(root: str | Path, max_bytes: int) -> list[str]:
+    """Remove the least recently used entries of every kind (by publication or last restore) until the
+    cache holds at most max_bytes; returns the 'kind/key' of each one removed. An entry is renamed away
+    before it is deleted, so a reader sees it whole or not at all (`restore` takes a vanished one as a miss);
+    hidden leftovers of killed publications older than a day go too."""
+    entries = []
+    for kind in sorted(p for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []:
+        for entry in (e for e in kind.iterdir() if e.is_dir()):
+            if entry.name.startswith("."):  # a publication or removal under way, or left by a killed process
+                if time.time() - entry.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(entry, ignore_errors=True)
+                continue
+            stamp = entry / SUMS
+            used = (stamp if stamp.exists() else entry).stat().st_mtime
+            entries.append((used, entry, sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())))
+    total = sum(size for _, _, size in entries)
+    removed = []
+    for _, entry, size in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        doomed = entry.with_name(f".{entry.name}.pruned-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(entry, doomed)
+        except OSError:  # removed by another process meanwhile
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        total -= size
+        removed.append(f"{entry.parent.name}/{entry.name}")
+    return removed

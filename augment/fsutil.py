@@ -18,11 +18,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link a file where the filesystem allows (cheap; the source stays intact), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def link_or_copy_tree(src: Path, dst: Path) -> None:
-    """Copy a folder, hard-linking files where the filesystem allows (cheap; the source stays intact)."""
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link)
+    """Copy a folder, hard-linking its files where the filesystem allows."""
+    shutil.copytree(src, dst, copy_function=link_or_copy)

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+CANDIDATE_SCORES = "candidate_scores.npz"  # every candidate's scores (work folder, scores cache)
 JUDGE_FILE = "external.pt"  # the fitted external classifier in its folder (work folder, judge cache)
 GAN_DIR = "gan"  # in the output: no split word a Hugging Face loader would read (see output.hf_loading)
 
@@ -78,7 +79,12 @@ class RunLayout:
     @property
     def candidate_scores(self) -> Path:
         """Scores of the candidates scored so far, keyed by the scorers that made them."""
-        return self.work / "candidate_scores.npz"
+        return self.work / CANDIDATE_SCORES
+
+    @property
+    def cached_scores(self) -> Path:
+        """A cached run's candidate scores, restored for reuse by content (augment.cache.scores_cache)."""
+        return self.work / "cached-scores" / CANDIDATE_SCORES
 
     @property
     def scores(self) -> Path:

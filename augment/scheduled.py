@@ -9,7 +9,9 @@
     config = { balance = { sampling_strategy = "target:250" } }
 
 Each dataset's runs land in `<out_root>/<name>/runs/<run key>/`, and `<out_root>/<name>/latest`
-points at the newest complete one.
+points at the newest complete one. Optional top-level keys: `cache` (the training cache's folder,
+default <out_root>/.augment-cache) and `cache_max_gb` (default 20: after a run the cache's least
+recently used entries are removed down to this).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from augment.config import build_config, deep_merge, read_toml
 from augment.data.names import safe_component
 from augment.errors import ConfigError
 
-TOP_KEYS = {"out_root", "defaults", "datasets", "cache"}
+TOP_KEYS = {"out_root", "defaults", "datasets", "cache", "cache_max_gb"}
+CACHE_MAX_GB = 20.0  # the training cache's default bound: least recently used entries go first
 DATASET_KEYS = {"name", "data", "out_root", "config"}
 
 
@@ -37,8 +40,14 @@ class DatasetJob:
     error: str | None = None  # a config problem found up front; the job is reported failed, others run
 
 
-def read_jobs(path: str | Path) -> tuple[list[DatasetJob], str]:
-    """Parse and validate every dataset's settings up front. Returns (jobs, cache root)."""
+class Jobs(NamedTuple):
+    jobs: list[DatasetJob]
+    cache: str  # the training cache's folder
+    cache_max_bytes: int  # what augment.cache.prune leaves it after a scheduled run
+
+
+def read_jobs(path: str | Path) -> Jobs:
+    """Parse and validate every dataset's settings up front: the jobs, the cache folder and its bound."""
     path = Path(path)
     doc = read_toml(path)
     unknown = set(doc) - TOP_KEYS
@@ -73,7 +82,11 @@ def read_jobs(path: str | Path) -> tuple[list[DatasetJob], str]:
             job.error = str(exc)
         jobs.append(job)
     cache = str(_resolve(doc.get("cache", Path(root) / ".augment-cache")))
-    return jobs, cache
+    max_gb = doc.get("cache_max_gb", CACHE_MAX_GB)
+    if isinstance(max_gb, bool) or not isinstance(max_gb, int | float) or not max_gb > 0:
+        raise ConfigError(f"'{path}': cache_max_gb = {max_gb!r}; use a number of gigabytes above 0 (default "
+                          f"{CACHE_MAX_GB:g}): the training cache is pruned to it after each scheduled run.")
+    return Jobs(jobs, cache, int(max_gb * 1e9))
 
 
 def _resolve(p: str | Path) -> Path:

@@ -7,7 +7,8 @@ table artifact (`augment-all`) says which succeeded, which failed and why. Devic
 serialised per machine by a kernel file lock that dies with its holder (`augment.device_slots`; one
 at a time unless `AUGMENT_DEVICE_SLOTS=N`). Trainings are cached under
 the file's `cache` folder (default <out_root>/.augment-cache), so a rerun over unchanged data and
-settings finds every output up to date and a change of plan or selection only regenerates.
+settings finds every output up to date and a change of plan or selection only regenerates; after the
+datasets, the cache is pruned to `cache_max_gb` (least recently used entries first).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed
 
+from augment.cache import prune
 from augment.errors import AugmentError
 from augment.scheduled import read_jobs
 from flows.augment_dataset import augment_dataset
@@ -29,7 +31,7 @@ from flows.augment_dataset import augment_dataset
 def augment_all(config_path: str):
     """Run every dataset listed in `config_path`; returns a per-dataset status list."""
     logger = get_run_logger()
-    jobs, cache = read_jobs(config_path)
+    jobs, cache, cache_max_bytes = read_jobs(config_path)
     rows = []
     for job in jobs:
         t0 = time.perf_counter()
@@ -56,6 +58,10 @@ def augment_all(config_path: str):
             rows.append({"dataset": job.name, "status": "failed", "why": why, "out": None, "seconds": seconds})
             logger.error("%s: failed after %.1f s: %s", job.name, seconds, why)
     create_table_artifact(rows, key="augment-all", description=f"datasets of {config_path}")
+    removed = prune(cache, cache_max_bytes)
+    if removed:
+        logger.info("training cache over %.1f GB: %d least recently used entries removed", cache_max_bytes / 1e9,
+                    len(removed))
     failed = [r["dataset"] for r in rows if r["status"] == "failed"]
     if failed:
         return Failed(message=f"{len(failed)} of {len(rows)} dataset(s) failed: {', '.join(failed)}", data=rows)

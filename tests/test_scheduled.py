@@ -20,18 +20,18 @@ def test_example_file_reads(monkeypatch):
     from pathlib import Path
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    jobs, cache = read_jobs("data/datasets.example.toml")
+    jobs, cache, cache_max_bytes = read_jobs("data/datasets.example.toml")
     assert [j.name for j in jobs] == ["digits", "digits-lt"] and not any(j.error for j in jobs)
     assert jobs[0].config["balance"]["sampling_strategy"] == "target:250"
     assert jobs[1].config["train"]["steps"] == 1500  # from [defaults]
-    assert cache.endswith("data/runs/nightly/.augment-cache")
+    assert cache.endswith("data/runs/nightly/.augment-cache") and cache_max_bytes == 20 * 10**9
 
 
 def test_bad_dataset_settings_fail_that_dataset_only(tmp_path):
     f = tmp_path / "m.toml"
     f.write_text('[[datasets]]\nname = "a"\ndata = "digits"\nconfig = { train = { steps = -1 } }\n'
                  '[[datasets]]\nname = "b"\ndata = "digits"\n')
-    jobs, _ = read_jobs(f)
+    jobs, *_ = read_jobs(f)
     assert "'train.steps' setting must be a positive integer" in jobs[0].error and jobs[1].error is None
 
 
@@ -41,6 +41,8 @@ def test_bad_dataset_settings_fail_that_dataset_only(tmp_path):
     ("[[datasets]]\nname = '../a'\ndata = 'digits'\n", "must be a unique plain folder name"),
     ("[[datasets]]\nname = 'a'\ndata = 'digits'\n[[datasets]]\nname = 'a'\ndata = 'digits'\n", "unique"),
     ("seed = 1\n", r"unknown top-level"),
+    ("cache_max_gb = 0\n[[datasets]]\nname = 'a'\ndata = 'digits'\n", r"cache_max_gb = 0; use a number"),
+    ("cache_max_gb = '5'\n[[datasets]]\nname = 'a'\ndata = 'digits'\n", r"cache_max_gb = '5'"),
 ])
 def test_bad_files_are_refused_by_name(tmp_path, text, message):
     f = tmp_path / "m.toml"
@@ -195,3 +197,66 @@ def test_a_damaged_judge_in_the_cache_is_fitted_again_never_loaded(tmp_path, jud
     assert fits == [1] and again.external.stat().st_size > 100  # fitted afresh, and published again
     assert read_json(again.selection)["external"]["from_cache"] is False
     assert len(next((cache / "judge").rglob("external.pt")).read_bytes()) > 100
+
+
+def _entry(cache: TrainingCache, key: str, tmp_path, size: int, used: float) -> None:
+    """Publish a one-file entry of `size` bytes last used at `used` (seconds since the epoch)."""
+    src = tmp_path / f"src-{key}"
+    src.mkdir()
+    (src / cache.done).write_bytes(b"x" * size)
+    cache.publish(key, src)
+    os.utime(cache.entry(key) / "cache-entry.json", (used, used))
+
+
+def test_prune_removes_the_least_recently_used_entries_of_every_kind_down_to_the_bound(tmp_path):
+    from augment.cache import prune
+
+    train, judge = TrainingCache(tmp_path / "c"), TrainingCache(tmp_path / "c", "judge", "external.pt")
+    _entry(train, "old", tmp_path, 4000, 1_000)
+    _entry(judge, "mid", tmp_path, 4000, 2_000)
+    _entry(train, "new", tmp_path, 4000, 3_000)
+    assert train.restore("old", tmp_path / "restored")  # a hit counts as a use: "old" is now the newest
+    assert prune(tmp_path / "c", 9000) == ["judge/mid"]
+    assert train.has("old") and train.has("new") and not judge.has("mid")
+    assert prune(tmp_path / "c", 5000) == ["train/new"] and train.has("old")
+    killed, fresh = tmp_path / "c" / "train" / ".k.tmp-1-a", tmp_path / "c" / "train" / ".k.tmp-2-b"
+    killed.mkdir(), fresh.mkdir()  # a publication killed two days ago, and one under way
+    os.utime(killed, (time.time() - 2 * 86_400,) * 2)
+    assert prune(tmp_path / "c", 5000) == [] and (tmp_path / "restored" / "result.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "c" / "train").iterdir()) == [fresh.name, "old"]
+
+
+def test_an_entry_that_vanishes_while_it_is_restored_is_a_miss(tmp_path, monkeypatch):
+    from augment import cache as cache_module
+
+    train = TrainingCache(tmp_path / "c")
+    _entry(train, "k", tmp_path, 10, 1_000)
+
+    def pruned_meanwhile(src, dst):
+        dst.mkdir()
+        raise FileNotFoundError(2, "No such file or directory", str(src))
+
+    monkeypatch.setattr(cache_module, "link_or_copy_tree", pruned_meanwhile)
+    assert not train.restore("k", tmp_path / "dest") and not (tmp_path / "dest").exists()
+
+
+def test_a_rerun_reuses_the_candidate_scores_of_the_same_gans_and_judge(tmp_path, monkeypatch):
+    """A rerun with other selection settings generates the same candidates: their scores come from the
+    cache, matched by content, and equal the first run's."""
+    import pandas as pd
+
+    from augment.score import candidates
+
+    scored = []
+    real_score = candidates.score_candidates
+    monkeypatch.setattr(candidates, "score_candidates",
+                        lambda cand, rows, *rest: scored.append(len(rows)) or real_score(cand, rows, *rest))
+    folder = make_image_folder(tmp_path / "ds", {"a": 6, "b": 3}, size=8)
+    cache = tmp_path / "cache"
+    last_round = "select.max_rounds=1"  # the round that publishes the run's scores
+    first = _scored_run(folder, tiny_config(last_round), tmp_path / "root", cache)
+    second = _scored_run(folder, tiny_config(last_round, "select.min_aux_prob=0.0"), tmp_path / "root", cache)
+    n = len(pd.read_parquet(first.scores))
+    assert second.out != first.out and n > 0 and scored == [n]  # the rerun scored nothing
+    columns = ["label", "latent_index", "aux_prob", "ext_prob", "realism", "nn_distance"]
+    pd.testing.assert_frame_equal(pd.read_parquet(first.scores)[columns], pd.read_parquet(second.scores)[columns])

@@ -3,6 +3,7 @@ external classifier, nearest real image in its feature space) and select per cla
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -13,14 +14,14 @@ import torch
 from augment.amount import gan_training_images
 from augment.atomic import write_atomic, write_json
 from augment.balance import planned_by_index
-from augment.cache import judge_cache, judge_key
+from augment.cache import judge_cache, judge_key, scores_cache
 from augment.columns import computed_columns
 from augment.config import Config
 from augment.data.labeled import LabeledImages
 from augment.device import prepare_device
 from augment.generate import Synthetic, latents_for
 from augment.layout import RunLayout
-from augment.score.candidates import all_candidate_scores, external_judge, external_key
+from augment.score.candidates import all_candidate_scores, external_judge, external_key, scorer_key
 from augment.score.manifold import inside_class_manifold, pass_counts
 from augment.select import select
 from augment.trained import TrainedModels
@@ -33,8 +34,9 @@ REUSED = "from_cache.json"  # in the work folder's judge folder when the judge c
 def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None) -> dict:
     """Score and select; report shortfalls. Candidates scored in an earlier round keep their scores:
     only a top-up round's new ones are scored. With `cache` (the training cache's folder), a 'cnn' judge
-    fitted on the same data before is reused, and a new one is published there. Writes scores.parquet and
-    selection.json."""
+    fitted on the same data before is reused, and a new one is published there; so are the candidate scores
+    of a run with the same GANs and judge (reused for the candidates with the same pixels and class), which
+    the last round publishes. Writes scores.parquet and selection.json."""
     data = LabeledImages.load(layout.dataset)
     names = data.class_names
     models = TrainedModels(layout, prepare_device(cfg.train))
@@ -48,7 +50,13 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     if judges is not None:
         judges.publish(key, layout.judge_dir)
     reused = (layout.judge_dir / REUSED).exists()
-    scored = all_candidate_scores(cfg, layout, cand, models, ext, real_feats, names)
+    scores = scores_cache(cache) if cache is not None else None
+    scores_key = hashlib.sha256(scorer_key(cfg, layout).encode()).hexdigest() if scores is not None else ""
+    if scores is not None and not layout.candidate_scores.exists() and not layout.cached_scores.exists() \
+            and scores.restore(scores_key, layout.cached_scores.parent):
+        log.info("candidate scores of an earlier run restored from the cache (%s)", scores_key[:12])
+    scored = all_candidate_scores(cfg, layout, cand, models, ext, real_feats, names,
+                                  earlier=[layout.cached_scores] if layout.cached_scores.exists() else [])
     aux_prob, realism, probs, feats, nn = (scored[k] for k in ("aux_prob", "realism", "probs", "feats", "nn"))
     labels = cand.labels.numpy()
     ext_prob = probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
@@ -76,6 +84,8 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     if on_manifold is not None:
         summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)
+    if scores is not None and len(cand) and (not sel.shortfall or int(cand.rounds.max()) + 1 >= cfg.select.max_rounds):
+        scores.publish(scores_key, layout.candidate_scores)  # the last round's: every candidate of the run
     return summary
 
 

@@ -61,3 +61,13 @@ def test_a_dataset_whose_output_folder_holds_the_datasets_file_is_refused(tmp_pa
     refused = rows[tmp_path.name]
     assert refused["status"] == "failed" and "overlaps the input" in refused["why"], refused
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "runs"])  # only good's runs/ appeared
+
+
+def test_the_training_cache_is_pruned_to_its_bound_after_the_datasets(tmp_path):
+    make_image_folder(tmp_path / "good", {"a": 5, "b": 2}, size=8)
+    config = write_config(tmp_path, f'[[datasets]]\nname = "good"\ndata = "{tmp_path / "good"}"\n')
+    config.write_text("cache_max_gb = 1e-9\n" + config.read_text())  # one byte: no entry fits
+    assert augment_all(str(config), return_state=True).is_completed()
+    cache = tmp_path / "runs" / ".augment-cache"
+    assert (cache / "train").is_dir() and not [e for kind in cache.iterdir() for e in kind.iterdir()]
+    assert (tmp_path / "runs" / "good" / "latest" / "manifest.parquet").is_file()  # outputs are not the cache's

@@ -20,6 +20,7 @@ from augment.data.labeled import LabeledImages
 from augment.layout import RunLayout
 from augment.run_checks import guarded_lock
 from augment.scheduled import point_latest
+from augment.select import is_last_round
 from augment.stages import (
     stage_amount,
     stage_export,
@@ -114,7 +115,7 @@ def run_stages(cfg: Config, layout: RunLayout, stages: Stages | None = None, exp
             timed(layout, "generate", lambda r=r: stages.generate(cfg, layout, r))
             stages.tell("score")
             selection = timed(layout, "score", lambda: stages.score(cfg, layout))
-            if not selection["shortfall"]:
+            if is_last_round(selection["shortfall"], r, cfg.select):
                 break
         stages.tell("amount")
         selection = {**selection, "amount": timed(layout, "amount", lambda: stages.amount(cfg, layout))}

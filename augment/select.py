@@ -45,6 +45,11 @@ class Selection:
     rank: np.ndarray            # int per candidate: position among its class's kept images (-1 where not kept)
 
 
+def is_last_round(shortfall: dict, round_index: int, cfg: SelectConfig) -> bool:
+    """Whether no top-up round follows this one: nothing is short, or select.max_rounds are done."""
+    return not shortfall or round_index + 1 >= cfg.max_rounds
+
+
 def select(labels: np.ndarray, need: dict[int, int], cfg: SelectConfig, *, aux_prob: np.ndarray,
            ext_prob: np.ndarray | None = None, ext_pred: np.ndarray | None = None,
            nn_distance: np.ndarray | None = None, features: np.ndarray | None = None,

@@ -23,7 +23,7 @@ from augment.generate import Synthetic, latents_for
 from augment.layout import RunLayout
 from augment.score.candidates import all_candidate_scores, external_judge, external_key, scorer_key
 from augment.score.manifold import inside_class_manifold, pass_counts
-from augment.select import select
+from augment.select import is_last_round, select
 from augment.trained import TrainedModels
 from augment.work_files import run_quota
 
@@ -84,7 +84,7 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     if on_manifold is not None:
         summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)
-    if scores is not None and len(cand) and (not sel.shortfall or int(cand.rounds.max()) + 1 >= cfg.select.max_rounds):
+    if scores is not None and len(cand) and is_last_round(sel.shortfall, int(cand.rounds.max()), cfg.select):
         scores.publish(scores_key, layout.candidate_scores)  # the last round's: every candidate of the run
     return summary
 

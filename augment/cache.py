@@ -74,10 +74,10 @@ class TrainingCache:
         return (self.entry(key) / self.done).is_file()
 
     def restore(self, key: str, train_dir: Path) -> bool:
-        """Copy (hard-link where possible) a finished training into train_dir; False on a miss. An entry
-        whose files do not match the checksums written when it was published (truncated, edited, or from a
-        version of augment that wrote none) is removed and counts as a miss: it is trained again, never
-        loaded. An entry pruned while it is copied is a miss too. A hit marks the entry as used (`prune`)."""
+        """Copy (hard-link where possible) a finished training into train_dir, whole or not at all; False on a
+        miss. An entry whose files do not match the checksums written when it was published (truncated, edited,
+        or from a version of augment that wrote none) is removed and counts as a miss: it is trained again,
+        never loaded. An entry pruned while it is copied is a miss too. A hit marks the entry as used (`prune`)."""
         if not self.has(key):
             return False
         problem = self.check(key)
@@ -85,16 +85,19 @@ class TrainingCache:
             log.warning("training cache entry %s dropped (%s); training again", key[:12], problem)
             shutil.rmtree(self.entry(key), ignore_errors=True)
             return False
-        if train_dir.exists():
-            shutil.rmtree(train_dir)
+        # copied beside train_dir and renamed into place: a run killed meanwhile never resumes from half a copy
+        tmp = train_dir.with_name(f".{train_dir.name}.restore-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
-            link_or_copy_tree(self.entry(key), train_dir)
+            link_or_copy_tree(self.entry(key), tmp)
             os.utime(self.entry(key) / SUMS)  # last use, for prune's least-recently-used order
         except OSError as exc:
             log.warning("training cache entry %s went away while it was read (%s); a miss", key[:12], exc)
-            shutil.rmtree(train_dir, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
             return False
-        (train_dir / SUMS).unlink(missing_ok=True)  # the cache's record, not part of the training
+        (tmp / SUMS).unlink(missing_ok=True)  # the cache's record, not part of the training
+        if train_dir.exists():
+            shutil.rmtree(train_dir)
+        os.rename(tmp, train_dir)
         return True
 
     def check(self, key: str) -> str | None:

@@ -237,7 +237,8 @@ def test_an_entry_that_vanishes_while_it_is_restored_is_a_miss(tmp_path, monkeyp
         raise FileNotFoundError(2, "No such file or directory", str(src))
 
     monkeypatch.setattr(cache_module, "link_or_copy_tree", pruned_meanwhile)
-    assert not train.restore("k", tmp_path / "dest") and not (tmp_path / "dest").exists()
+    assert not train.restore("k", tmp_path / "dest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "src-k"]  # no dest, no half-copied folder
 
 
 def test_a_rerun_reuses_the_candidate_scores_of_the_same_gans_and_judge(tmp_path, monkeypatch):

@@ -75,6 +75,7 @@ def dataset_record(cfg: Config, data: LabeledImages, plan: dict[str, int], train
                     "nn_distance": NN_DISTANCE},
         "columns": descriptions(),
         "external_classifier": selection["external"], "copy_threshold": selection["copy_threshold"],
+        "candidate_scores_from_cache": selection.get("scores_from_cache", 0),
         "rejected_by": selection["rejected_by"], "manifold": selection.get("manifold"),
         "synthetic_share": ({**{k: v for k, v in amount.items() if k not in ("key", "left_out")},
                              "candidates_left_out": len(amount.get("left_out", []))} if amount else None),

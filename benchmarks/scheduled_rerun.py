@@ -65,7 +65,9 @@ def main() -> None:
         meta = json.loads((root / "runs" / "fashion-lt" / "latest" / "dataset.json").read_text())
         seconds = meta["stage_seconds"]
         print(f"{label}: wall {wall:.1f} s (flow process); " + ", ".join(f"{k} {s:.1f}" for k, s in seconds.items())
-              + f"; training from the cache: {meta['training'].get('from_cache', False)}", flush=True)
+              + f"; from the cache: training {meta['training'].get('from_cache', False)}, judge "
+              f"{meta['external_classifier'].get('from_cache', False)}, candidate scores "
+              f"{meta.get('candidate_scores_from_cache', 0):,}", flush=True)
 
 
 if __name__ == "__main__":

@@ -246,6 +246,7 @@ def test_a_rerun_reuses_the_candidate_scores_of_the_same_gans_and_judge(tmp_path
     cache, matched by content, and equal the first run's."""
     import pandas as pd
 
+    from augment.atomic import read_json
     from augment.score import candidates
 
     scored = []
@@ -259,5 +260,6 @@ def test_a_rerun_reuses_the_candidate_scores_of_the_same_gans_and_judge(tmp_path
     second = _scored_run(folder, tiny_config(last_round, "select.min_aux_prob=0.0"), tmp_path / "root", cache)
     n = len(pd.read_parquet(first.scores))
     assert second.out != first.out and n > 0 and scored == [n]  # the rerun scored nothing
+    assert [read_json(r.selection)["scores_from_cache"] for r in (first, second)] == [0, n]
     columns = ["label", "latent_index", "aux_prob", "ext_prob", "realism", "nn_distance"]
     pd.testing.assert_frame_equal(pd.read_parquet(first.scores)[columns], pd.read_parquet(second.scores)[columns])

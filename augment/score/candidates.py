@@ -80,7 +80,7 @@ def stored_scores(path: Path, key: str) -> dict[str, np.ndarray]:
         return {}
     with np.load(path) as z:
         stored = {k: z[k] for k in z.files}
-    return stored if str(stored.get("key")) == key and "row_key" in stored else {}
+    return stored if str(stored.get("key")) == key and {"row_key", FROM_CACHE} <= set(stored) else {}
 
 
 def save_candidate_scores(layout: RunLayout, key: str, cand: Synthetic, keys: np.ndarray,
@@ -115,7 +115,8 @@ def all_candidate_scores(cfg: Config, layout: RunLayout, cand: Synthetic, models
                          earlier: Sequence[Path] = ()) -> dict[str, np.ndarray]:
     """Scores of every candidate, in candidate order: those the same scorers stored before (this run's
     earlier rounds, then the `earlier` files, e.g. a cached run's), matched by content, plus new ones for the
-    rest. Saved for the next round whenever anything was scored or reused from elsewhere."""
+    rest; `from_cache` says which came from an `earlier` file. Saved for the next round whenever anything was
+    scored or reused from elsewhere."""
     key = scorer_key(cfg, layout)
     keys = row_keys(cand)
     found = np.zeros(len(cand), dtype=bool)
@@ -124,21 +125,26 @@ def all_candidate_scores(cfg: Config, layout: RunLayout, cand: Synthetic, models
         stored = stored_scores(path, key)
         if not stored:
             continue
+        ours = path == layout.candidate_scores
         unique, first = np.unique(stored["row_key"], return_index=True)
         pos = np.minimum(np.searchsorted(unique, keys), len(unique) - 1)
         hit = ~found & (unique[pos] == keys) if len(unique) else np.zeros(len(cand), dtype=bool)
-        if path == layout.candidate_scores and hit.all() and np.array_equal(stored["row_key"], keys):
-            return {k: stored[k] for k in SCORES}  # this run's file, row for row: nothing to do
-        _fill(out, {k: stored[k][first[pos[hit]]] for k in SCORES}, hit)
+        if ours and hit.all() and np.array_equal(stored["row_key"], keys):
+            return {k: stored[k] for k in (*SCORES, FROM_CACHE)}  # this run's file, row for row: nothing to do
+        rows = first[pos[hit]]
+        _fill(out, {**{k: stored[k][rows] for k in SCORES},
+                    FROM_CACHE: stored[FROM_CACHE][rows] if ours else np.ones(len(rows), dtype=bool)}, hit)
         found |= hit
     if not found.all() or not out:
         rows = np.flatnonzero(~found)
-        _fill(out, score_candidates(cand, rows, models, ext, real_feats, names), ~found)
+        new = score_candidates(cand, rows, models, ext, real_feats, names)
+        _fill(out, {**new, FROM_CACHE: np.zeros(len(rows), dtype=bool)}, ~found)
     save_candidate_scores(layout, key, cand, keys, out)
     return out
 
 
 SCORES = ("aux_prob", "realism", "probs", "feats", "nn")
+FROM_CACHE = "from_cache"  # per candidate: its scores came from an earlier run's (the cache), not this run's
 
 
 def _fill(out: dict[str, np.ndarray], part: dict[str, np.ndarray], rows: np.ndarray) -> None:

@@ -80,7 +80,8 @@ def stage_score(cfg: Config, layout: RunLayout, cache: str | Path | None = None)
     summary = {"kept": {n: int(sel.kept[labels == c].sum()) for c, n in enumerate(names)},
                "shortfall": {names[c]: k for c, k in sel.shortfall.items()},
                "rejected_by": {r: int((sel.reason == r).sum()) for r in np.unique(sel.reason) if r},
-               "copy_threshold": copy_threshold, "external": {**ext_report.to_dict(), "from_cache": reused}}
+               "copy_threshold": copy_threshold, "external": {**ext_report.to_dict(), "from_cache": reused},
+               "scores_from_cache": int(scored["from_cache"].sum())}
     if on_manifold is not None:
         summary["manifold"] = pass_counts(on_manifold, labels, names)
     write_json(layout.selection, summary)

@@ -89,11 +89,14 @@ class TrainingCache:
         tmp = train_dir.with_name(f".{train_dir.name}.restore-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             link_or_copy_tree(self.entry(key), tmp)
-            os.utime(self.entry(key) / SUMS)  # last use, for prune's least-recently-used order
         except OSError as exc:
             log.warning("training cache entry %s went away while it was read (%s); a miss", key[:12], exc)
             shutil.rmtree(tmp, ignore_errors=True)
             return False
+        try:
+            os.utime(self.entry(key) / SUMS)  # last use, for prune's least-recently-used order
+        except OSError:  # a read-only cache is still a cache
+            pass
         (tmp / SUMS).unlink(missing_ok=True)  # the cache's record, not part of the training
         if train_dir.exists():
             shutil.rmtree(train_dir)

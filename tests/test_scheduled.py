@@ -263,3 +263,23 @@ def test_a_rerun_reuses_the_candidate_scores_of_the_same_gans_and_judge(tmp_path
     assert [read_json(r.selection)["scores_from_cache"] for r in (first, second)] == [0, n]
     columns = ["label", "latent_index", "aux_prob", "ext_prob", "realism", "nn_distance"]
     pd.testing.assert_frame_equal(pd.read_parquet(first.scores)[columns], pd.read_parquet(second.scores)[columns])
+
+
+def test_a_cache_whose_entries_cannot_be_marked_used_still_restores(tmp_path, monkeypatch):
+    """A read-only cache (shared, or another user's) cannot record a use; its entries still restore."""
+    from pathlib import Path
+
+    from augment import cache as cache_module
+
+    train = TrainingCache(tmp_path / "c")
+    _entry(train, "k", tmp_path, 10, 1_000)
+
+    real_utime = os.utime
+
+    def read_only(path, *args, **kwargs):  # the entry's record cannot be touched; copies elsewhere still can
+        if Path(path).parent == train.entry("k"):
+            raise PermissionError(13, "Read-only file system", str(path))
+        return real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module.os, "utime", read_only)
+    assert train.restore("k", tmp_path / "dest") and (tmp_path / "dest" / "result.json").is_file()

@@ -1,4 +1,5 @@
-"""Small filesystem helpers shared by export, the training cache and the run lock."""
+"""Small OS helpers shared by export, the training cache, the run lock and the CPU counts (torch-free:
+the PNG writer's worker processes import them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def allowed_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity; every CPU where the platform cannot say)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from augment.fsutil import allowed_cpus
+
 log = logging.getLogger("augment")
 MIN_PER_WORKER = 2000  # fewer images than this per extra worker are written in this process
 
@@ -55,8 +57,8 @@ def _write_block(root: str, paths: Sequence[str], images: np.ndarray) -> None:
 
 
 def cpu_workers() -> int:
-    """The cores this process may run on (thread_governor.allowed_cpus, which imports torch; workers must not)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may run on."""
+    return len(allowed_cpus())
 
 
 def _start_worker(root: str, paths: Sequence[str], images: np.ndarray) -> subprocess.Popen:

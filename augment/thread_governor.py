@@ -23,16 +23,10 @@ from pathlib import Path
 
 import torch
 
+from augment.fsutil import allowed_cpus
+
 PROC_STAT = Path("/proc/stat")
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def allowed_cpus() -> set[int]:
-    """The CPUs this process may run on (its affinity; every CPU where the platform cannot say)."""
-    try:
-        return set(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return set(range(os.cpu_count() or 1))
 
 
 def busy_cpu_seconds(cpus: set[int], stat: Path = PROC_STAT) -> float | None:

@@ -83,11 +83,9 @@ def stored_scores(path: Path, key: str) -> dict[str, np.ndarray]:
     return stored if str(stored.get("key")) == key and {"row_key", FROM_CACHE} <= set(stored) else {}
 
 
-def save_candidate_scores(layout: RunLayout, key: str, cand: Synthetic, keys: np.ndarray,
-                          scores: dict[str, np.ndarray]) -> None:
-    write_atomic(layout.candidate_scores, lambda fh: np.savez(
-        fh, key=np.array(key), row_key=keys, label=cand.labels.numpy(), latent_index=cand.latent_index.numpy(),
-        **scores))
+def save_candidate_scores(layout: RunLayout, key: str, keys: np.ndarray, scores: dict[str, np.ndarray]) -> None:
+    """The scores in candidate order with each row's content key (what matches them, not the row's place)."""
+    write_atomic(layout.candidate_scores, lambda fh: np.savez(fh, key=np.array(key), row_key=keys, **scores))
 
 
 def score_candidates(cand: Synthetic, rows: np.ndarray, models: TrainedModels, ext: ExternalClassifier,
@@ -139,7 +137,7 @@ def all_candidate_scores(cfg: Config, layout: RunLayout, cand: Synthetic, models
         rows = np.flatnonzero(~found)
         new = score_candidates(cand, rows, models, ext, real_feats, names)
         _fill(out, {**new, FROM_CACHE: np.zeros(len(rows), dtype=bool)}, ~found)
-    save_candidate_scores(layout, key, cand, keys, out)
+    save_candidate_scores(layout, key, keys, out)
     return out
 
 
